@@ -1,0 +1,165 @@
+//! Identifier and timestamp types that serialize natively in both worlds:
+//! as BSON `ObjectId`/`Date` in MongoDB and as a hex string / RFC 3339
+//! string in JSON. The choice is made by `Serializer::is_human_readable`,
+//! so one model struct serves the store and the API.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use mongodb::bson::{self, oid::ObjectId};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A document id: a MongoDB `ObjectId`, rendered as 24 hex chars in JSON.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(pub ObjectId);
+
+impl Id {
+    /// A fresh, time-ordered id.
+    pub fn new() -> Self {
+        Id(ObjectId::new())
+    }
+}
+
+impl Default for Id {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.to_hex())
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Id({})", self.0.to_hex())
+    }
+}
+
+impl FromStr for Id {
+    type Err = bson::oid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ObjectId::parse_str(s).map(Id)
+    }
+}
+
+impl From<Id> for bson::Bson {
+    fn from(id: Id) -> Self {
+        bson::Bson::ObjectId(id.0)
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.0.to_hex())
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            ObjectId::parse_str(&s)
+                .map(Id)
+                .map_err(serde::de::Error::custom)
+        } else {
+            ObjectId::deserialize(d).map(Id)
+        }
+    }
+}
+
+/// A point in time with millisecond precision (what BSON stores).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+impl Timestamp {
+    /// Now, truncated to milliseconds so a round trip through MongoDB is exact.
+    pub fn now() -> Self {
+        Self::from_millis(Utc::now().timestamp_millis())
+    }
+
+    /// From milliseconds since the Unix epoch.
+    pub fn from_millis(ms: i64) -> Self {
+        Timestamp(DateTime::from_timestamp_millis(ms).unwrap_or_default())
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn millis(&self) -> i64 {
+        self.0.timestamp_millis()
+    }
+
+    /// This instant as a BSON date, for queries.
+    pub fn to_bson(&self) -> bson::DateTime {
+        bson::DateTime::from_millis(self.millis())
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+}
+
+impl From<Timestamp> for bson::Bson {
+    fn from(t: Timestamp) -> Self {
+        bson::Bson::DateTime(t.to_bson())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            self.to_bson().serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            DateTime::parse_from_rfc3339(&s)
+                .map(|t| Timestamp(t.with_timezone(&Utc)))
+                .map_err(serde::de::Error::custom)
+        } else {
+            bson::DateTime::deserialize(d).map(|t| Timestamp::from_millis(t.timestamp_millis()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_is_hex_in_json_and_object_id_in_bson() {
+        let id = Id::new();
+        let json = serde_json::to_value(id).unwrap();
+        assert_eq!(json, serde_json::Value::String(id.to_string()));
+        let doc = bson::doc! { "id": bson::to_bson(&id).unwrap() };
+        assert!(matches!(doc.get("id"), Some(bson::Bson::ObjectId(_))));
+        let back: Id = bson::from_bson(doc.get("id").unwrap().clone()).unwrap();
+        assert_eq!(back, id);
+    }
+
+    #[test]
+    fn timestamp_is_rfc3339_in_json_and_date_in_bson() {
+        let t = Timestamp::from_millis(1_700_000_000_123);
+        assert_eq!(
+            serde_json::to_value(t).unwrap(),
+            serde_json::json!("2023-11-14T22:13:20.123Z")
+        );
+        let b = bson::to_bson(&t).unwrap();
+        assert!(matches!(b, bson::Bson::DateTime(_)));
+        assert_eq!(bson::from_bson::<Timestamp>(b).unwrap(), t);
+    }
+}

@@ -1,0 +1,15 @@
+//! The documents the provisioner stores, in the shape DESIGN §3 fixes.
+//! Field names are camelCase in MongoDB and in the API alike.
+
+mod event;
+mod subscription;
+mod tenant;
+mod user;
+
+pub use event::{EventAction, TenantEvent};
+pub use subscription::{Subscription, SubscriptionStatus};
+pub use tenant::{
+    group_name, BillingInfo, DeletionPolicy, Phase, ReconcileRequest, System, SystemState,
+    SystemStatus, Tenant, TenantStatus,
+};
+pub use user::{Role, User};

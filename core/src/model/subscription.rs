@@ -1,0 +1,34 @@
+//! A tenant's billing subscription (one per tenant).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Id, Timestamp};
+
+/// A subscription, as stored in `subscriptions` (unique per `tenantId`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    #[serde(rename = "_id")]
+    pub id: Id,
+    pub tenant_id: Id,
+    pub plan: String,
+    pub status: SubscriptionStatus,
+    #[serde(default)]
+    pub stripe_customer_id: Option<String>,
+    #[serde(default)]
+    pub stripe_subscription_id: Option<String>,
+    #[serde(default)]
+    pub current_period_end: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    #[default]
+    Trialing,
+    Active,
+    PastDue,
+    Canceled,
+}

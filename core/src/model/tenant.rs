@@ -1,0 +1,201 @@
+//! A tenant: its desired state (written by the API only) and its status
+//! (written by the controller only).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Id, Timestamp};
+
+/// One workspace of the dezky platform, as stored in `tenants`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Tenant {
+    #[serde(rename = "_id")]
+    pub id: Id,
+    /// Immutable, unique key used in URLs and upstream object names.
+    pub slug: String,
+    pub name: String,
+    /// One of the configured plan names (`PLAN_QUOTAS` keys).
+    pub plan: String,
+    /// Mail domains, normalised (lowercase ASCII / punycode), unique across tenants.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub billing_info: Option<BillingInfo>,
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    /// When true the controller observes and reports but never writes upstream.
+    #[serde(default)]
+    pub paused: bool,
+    /// Bumped on every change of a desired field and on a deletion request.
+    pub generation: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Id of the user that created the tenant (none for the seeded default tenant).
+    #[serde(default)]
+    pub created_by: Option<Id>,
+    #[serde(default)]
+    pub deletion_requested_at: Option<Timestamp>,
+    /// The latest manual reconcile request; the controller acknowledges it in
+    /// `status.lastHandledReconcileToken`.
+    #[serde(default)]
+    pub reconcile_request: Option<ReconcileRequest>,
+    /// Systems that still have to clean up before the document may disappear.
+    #[serde(default)]
+    pub finalizers: Vec<System>,
+    #[serde(default)]
+    pub status: TenantStatus,
+}
+
+impl Tenant {
+    /// Whether deletion was requested.
+    pub fn is_deleting(&self) -> bool {
+        self.deletion_requested_at.is_some()
+    }
+
+    /// Status of one system, if it was ever reconciled.
+    pub fn system_status(&self, system: System) -> Option<&SystemStatus> {
+        self.status.systems.get(&system)
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BillingInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// What happens upstream when a tenant is deleted.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DeletionPolicy {
+    /// Remove the tenant's upstream objects.
+    #[default]
+    Delete,
+    /// Leave them in place; only forget about them.
+    Orphan,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconcileRequest {
+    pub token: String,
+    pub requested_at: Timestamp,
+}
+
+/// The upstream systems a tenant is provisioned in.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum System {
+    Authentik,
+    Stalwart,
+    Ocis,
+}
+
+impl System {
+    /// Every system, in reconcile order.
+    pub const ALL: [System; 3] = [System::Authentik, System::Stalwart, System::Ocis];
+
+    /// The lowercase name used in status keys, finalizers, metrics and logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            System::Authentik => "authentik",
+            System::Stalwart => "stalwart",
+            System::Ocis => "ocis",
+        }
+    }
+}
+
+impl fmt::Display for System {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Tenant lifecycle phase, derived from the systems' states.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    #[default]
+    Pending,
+    Active,
+    Degraded,
+    Deleting,
+}
+
+/// Observed state of a tenant, written by the controller only.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantStatus {
+    #[serde(default)]
+    pub phase: Phase,
+    #[serde(default)]
+    pub observed_generation: i64,
+    #[serde(default)]
+    pub last_reconciled_at: Option<Timestamp>,
+    #[serde(default)]
+    pub last_handled_reconcile_token: Option<String>,
+    #[serde(default)]
+    pub systems: BTreeMap<System, SystemStatus>,
+}
+
+/// Coarse state of one system for one tenant.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SystemState {
+    Ok,
+    Skipped,
+    Error,
+    #[default]
+    Pending,
+}
+
+impl SystemState {
+    /// `ok` or `skipped`: nothing left to do for this system.
+    pub fn is_settled(&self) -> bool {
+        matches!(self, SystemState::Ok | SystemState::Skipped)
+    }
+
+    /// The lowercase name, as stored.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SystemState::Ok => "ok",
+            SystemState::Skipped => "skipped",
+            SystemState::Error => "error",
+            SystemState::Pending => "pending",
+        }
+    }
+}
+
+/// Status of one system (`status.systems.<name>`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemStatus {
+    pub state: SystemState,
+    /// CamelCase machine reason: `Created`, `InSync`, `DriftCorrected`, ...
+    pub reason: String,
+    /// Human-readable detail.
+    #[serde(default)]
+    pub message: String,
+    /// Upstream id(s) of the objects this system manages for the tenant.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub observed_generation: i64,
+    /// Changes only when `state` changes.
+    #[serde(default)]
+    pub last_transition_at: Option<Timestamp>,
+    #[serde(default)]
+    pub last_synced_at: Option<Timestamp>,
+    /// Number of out-of-band changes set back so far.
+    #[serde(default)]
+    pub drift_corrections: i64,
+}
+
+/// Name of the upstream group (Authentik and oCIS) of a tenant.
+pub fn group_name(prefix: &str, slug: &str) -> String {
+    format!("{prefix}{slug}")
+}

@@ -1,0 +1,9 @@
+//! Faithful simulators of the upstream HTTP APIs the provisioner uses
+//! (same paths, JSON shapes, status codes, pagination, auth and error
+//! bodies as the real servers; see `shared/upstream/`). Tests and
+//! `provisioner demo` / `provisioner simulate` run them on loopback.
+//!
+//! Each simulator exposes a Rust handle for what a real server's operator
+//! could do: inject faults ([`faults`]) and change objects out of band.
+
+pub mod faults;
