@@ -7,3 +7,4 @@
 //! could do: inject faults ([`faults`]) and change objects out of band.
 
 pub mod faults;
+pub mod oidc;
