@@ -8,3 +8,4 @@
 
 pub mod faults;
 pub mod oidc;
+pub mod stalwart;

@@ -2,3 +2,5 @@
 //! module follows the real server's API (`shared/upstream/`), not the
 //! simulators' convenience; every call goes through
 //! [`dezky_core::http::send`] (timeouts, metrics).
+
+pub mod stalwart;
