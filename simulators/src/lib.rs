@@ -6,6 +6,8 @@
 //! Each simulator exposes a Rust handle for what a real server's operator
 //! could do: inject faults ([`faults`]) and change objects out of band.
 
+pub mod authentik;
 pub mod faults;
 pub mod oidc;
+pub mod recording;
 pub mod stalwart;

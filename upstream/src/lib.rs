@@ -3,4 +3,5 @@
 //! simulators' convenience; every call goes through
 //! [`dezky_core::http::send`] (timeouts, metrics).
 
+pub mod authentik;
 pub mod stalwart;
