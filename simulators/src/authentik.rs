@@ -1,5 +1,7 @@
 //! A simulated Authentik: the groups API (`/api/v3/core/groups/`) as the
-//! real server answers it (see `shared/upstream/authentik.md`).
+//! real server answers it (see `shared/upstream/authentik.md`), and on the
+//! same port the OIDC provider of one application (`/application/o/...`,
+//! from [`crate::oidc`]), as one real Authentik serves both.
 //!
 //! [`AuthentikSim::start`] serves it on a loopback port. The handle gives
 //! tests and the demo what an Authentik operator has: fault injection
@@ -22,6 +24,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::faults::{self, Faults};
+use crate::oidc::{OidcProvider, OidcSim};
 use crate::recording::{self, Recorder};
 
 pub use model::{SimGroup, SimGroupError};
@@ -36,6 +39,10 @@ pub struct AuthentikSimOptions {
     pub legacy_parent_shape: bool,
     /// Send pagination numbers as JSON floats (`2.0`), as some deployments do.
     pub float_pagination: bool,
+    /// Slug of the OIDC application (the issuer is `/application/o/<slug>/`).
+    pub oidc_app_slug: String,
+    /// Client id of that application (`aud` of its tokens).
+    pub oidc_client_id: String,
 }
 
 impl Default for AuthentikSimOptions {
@@ -44,6 +51,8 @@ impl Default for AuthentikSimOptions {
             api_token: "sim-authentik-api-token".into(),
             legacy_parent_shape: false,
             float_pagination: false,
+            oidc_app_slug: OidcSim::APP_SLUG.into(),
+            oidc_client_id: OidcSim::CLIENT_ID.into(),
         }
     }
 }
@@ -54,12 +63,20 @@ pub struct AuthentikSim {
     shared: Arc<routes::Shared>,
     faults: Faults,
     recorder: Recorder,
+    oidc: OidcProvider,
     server: JoinHandle<()>,
 }
 
 impl AuthentikSim {
     /// Binds `127.0.0.1:0` and serves until the handle is dropped.
     pub async fn start(options: AuthentikSimOptions) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let oidc = OidcProvider::new(
+            &format!("http://{addr}"),
+            &options.oidc_app_slug,
+            &options.oidc_client_id,
+        );
         let shared = Arc::new(routes::Shared {
             groups: Mutex::default(),
             api_token: options.api_token,
@@ -70,6 +87,7 @@ impl AuthentikSim {
         let recorder = Recorder::default();
         let app = Router::new()
             .merge(routes::router(shared.clone()))
+            .merge(oidc.router())
             .fallback(routes::not_found)
             .layer(axum::middleware::from_fn_with_state(
                 faults.clone(),
@@ -79,8 +97,6 @@ impl AuthentikSim {
                 recorder.clone(),
                 recording::layer,
             ));
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::error!(%error, "authentik simulator stopped");
@@ -91,6 +107,7 @@ impl AuthentikSim {
             shared,
             faults,
             recorder,
+            oidc,
             server,
         })
     }
@@ -108,6 +125,12 @@ impl AuthentikSim {
     /// Fault injection and request counters.
     pub fn faults(&self) -> &Faults {
         &self.faults
+    }
+
+    /// The OIDC provider served under `/application/o/` (keys, clients,
+    /// token minting).
+    pub fn oidc(&self) -> &OidcProvider {
+        &self.oidc
     }
 
     /// Every request received (method, path, query, JSON body).

@@ -205,3 +205,28 @@ async fn faults_and_recorder_see_every_request() {
     assert_eq!(log[1].path, "/api/v3/core/groups/");
     assert_eq!(log[1].body, Some(json!({"name": "x"})));
 }
+
+#[tokio::test]
+async fn serves_the_oidc_provider_on_the_same_port() {
+    let sim = sim(false).await;
+    assert!(sim.oidc().issuer().starts_with(&sim.url()));
+    let discovery: Value = Client::new()
+        .get(sim.oidc().discovery_url())
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(discovery["issuer"], json!(sim.oidc().issuer()));
+    let jwks = Client::new()
+        .get(sim.oidc().jwks_url())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        jwks.status(),
+        StatusCode::OK,
+        "OIDC routes need no API token"
+    );
+}
