@@ -8,6 +8,7 @@
 
 pub mod authentik;
 pub mod faults;
+pub mod ocis;
 pub mod oidc;
 pub mod recording;
 pub mod stalwart;

@@ -4,4 +4,6 @@
 //! [`dezky_core::http::send`] (timeouts, metrics).
 
 pub mod authentik;
+pub mod ocis;
+pub mod oidc_token;
 pub mod stalwart;

@@ -9,6 +9,8 @@
 //! harmless. In [`Mode::DryRun`] (paused tenants, plans) it only observes
 //! and diffs, and reports the actions it would take.
 
+pub mod ocis;
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;

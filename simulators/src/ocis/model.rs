@@ -1,0 +1,263 @@
+//! The simulated oCIS data (spaces, grants, groups), the rules oCIS applies
+//! to them, and their libregraph JSON shapes.
+
+use serde_json::{json, Value};
+
+/// Space role ids oCIS accepts on a space root.
+pub(crate) const MANAGER: &str = "312c0871-5ef7-4b3a-85b6-0e4074c64049";
+pub(crate) const SPACE_EDITOR: &str = "58c63c02-1d89-4572-916a-870abc5a1b7d";
+pub(crate) const SPACE_VIEWER: &str = "a8d5fe5e-96e3-418d-825b-534dbdf22b99";
+
+/// Storage provider id prefixed to every drive id.
+const STORAGE_ID: &str = "storage-users-1";
+
+/// Characters oCIS refuses in a space name.
+const FORBIDDEN: &[char] = &['/', '\\', '.', ':', '?', '*', '"', '>', '<', '|'];
+
+#[derive(Default)]
+pub(crate) struct State {
+    /// In creation order.
+    pub drives: Vec<DriveRecord>,
+    pub groups: Vec<GroupRecord>,
+}
+
+pub(crate) struct DriveRecord {
+    /// `storage-users-1$<space id>`.
+    pub id: String,
+    pub space_id: String,
+    pub name: String,
+    pub description: String,
+    pub alias: Option<String>,
+    pub quota_total: u64,
+    pub trashed: bool,
+    pub modified: String,
+    /// Bumped on every change, for `root.eTag`.
+    pub revision: u64,
+    pub permissions: Vec<PermissionRecord>,
+}
+
+pub(crate) struct PermissionRecord {
+    /// `g:<group id>` or `u:<user id>`.
+    pub id: String,
+    pub roles: Vec<String>,
+    pub grantee: Grantee,
+}
+
+pub(crate) enum Grantee {
+    User { id: String, name: String },
+    Group { id: String, name: String },
+}
+
+pub(crate) struct GroupRecord {
+    pub id: String,
+    pub name: String,
+}
+
+/// A space as the handle reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimDrive {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub drive_alias: Option<String>,
+    pub quota_total: u64,
+    /// Disabled (`root.deleted.state == "trashed"`).
+    pub trashed: bool,
+}
+
+/// A grant as the handle reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimPermission {
+    /// `g:<group id>` or `u:<user id>`.
+    pub id: String,
+    pub roles: Vec<String>,
+}
+
+impl From<&DriveRecord> for SimDrive {
+    fn from(d: &DriveRecord) -> Self {
+        SimDrive {
+            id: d.id.clone(),
+            name: d.name.clone(),
+            description: d.description.clone(),
+            drive_alias: d.alias.clone(),
+            quota_total: d.quota_total,
+            trashed: d.trashed,
+        }
+    }
+}
+
+impl From<&PermissionRecord> for SimPermission {
+    fn from(p: &PermissionRecord) -> Self {
+        SimPermission {
+            id: p.id.clone(),
+            roles: p.roles.clone(),
+        }
+    }
+}
+
+impl State {
+    pub fn drive(&self, id: &str) -> Option<&DriveRecord> {
+        self.drives.iter().find(|d| d.id == id)
+    }
+
+    pub fn drive_mut(&mut self, id: &str) -> Option<&mut DriveRecord> {
+        self.drives.iter_mut().find(|d| d.id == id)
+    }
+
+    pub fn group_by_name(&self, name: &str) -> Option<&GroupRecord> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    /// A group by id, or else by name (as `GET /groups/{name-or-id}`).
+    pub fn group(&self, name_or_id: &str) -> Option<&GroupRecord> {
+        self.groups
+            .iter()
+            .find(|g| g.id == name_or_id)
+            .or_else(|| self.group_by_name(name_or_id))
+    }
+
+    /// Adds a group and returns its id.
+    pub fn add_group(&mut self, name: &str) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.groups.push(GroupRecord {
+            id: id.clone(),
+            name: name.to_string(),
+        });
+        id
+    }
+}
+
+impl DriveRecord {
+    /// A new project space whose creator is its Manager.
+    pub fn new(
+        name: String,
+        description: String,
+        alias: Option<String>,
+        quota_total: u64,
+        creator: &super::auth::Caller,
+    ) -> Self {
+        let space_id = uuid::Uuid::new_v4().to_string();
+        DriveRecord {
+            id: format!("{STORAGE_ID}${space_id}"),
+            space_id,
+            name,
+            description,
+            alias,
+            quota_total,
+            trashed: false,
+            modified: now(),
+            revision: 1,
+            permissions: vec![PermissionRecord {
+                id: format!("u:{}", creator.id),
+                roles: vec![MANAGER.to_string()],
+                grantee: Grantee::User {
+                    id: creator.id.clone(),
+                    name: creator.name.clone(),
+                },
+            }],
+        }
+    }
+
+    /// Records a change.
+    pub fn touch(&mut self) {
+        self.modified = now();
+        self.revision += 1;
+    }
+
+    /// Whether `user_id` holds the Manager role on this space.
+    pub fn is_manager(&self, user_id: &str) -> bool {
+        let id = format!("u:{user_id}");
+        self.permissions
+            .iter()
+            .any(|p| p.id == id && p.roles.iter().any(|r| r == MANAGER))
+    }
+
+    /// The libregraph `drive` JSON.
+    pub fn to_json(&self, base_url: &str) -> Value {
+        let mut root = json!({
+            "id": format!("{}!{}", self.id, self.space_id),
+            "eTag": format!("\"{}\"", self.revision),
+            "permissions": self.permissions.iter().map(PermissionRecord::to_json).collect::<Vec<_>>(),
+            "webDavUrl": format!("{base_url}/dav/spaces/{}", self.id.replace('$', "%24")),
+        });
+        if self.trashed {
+            root["deleted"] = json!({ "state": "trashed" });
+        }
+        let remaining = if self.quota_total == 0 {
+            u64::MAX / 2
+        } else {
+            self.quota_total
+        };
+        let mut drive = json!({
+            "id": self.id,
+            "name": self.name,
+            "driveType": "project",
+            "lastModifiedDateTime": self.modified,
+            "owner": { "user": { "id": self.space_id, "displayName": "" } },
+            "quota": { "total": self.quota_total, "used": 0, "remaining": remaining, "state": "normal" },
+            "root": root,
+            "webUrl": format!("{base_url}/f/{}", self.id.replace('$', "%24")),
+            "special": [],
+        });
+        if !self.description.is_empty() {
+            drive["description"] = json!(self.description);
+        }
+        if let Some(alias) = &self.alias {
+            drive["driveAlias"] = json!(alias);
+        }
+        drive
+    }
+}
+
+impl PermissionRecord {
+    /// The libregraph `permission` JSON.
+    pub fn to_json(&self) -> Value {
+        let granted = match &self.grantee {
+            Grantee::User { id, name } => json!({ "user": { "id": id, "displayName": name } }),
+            Grantee::Group { id, name } => json!({ "group": { "id": id, "displayName": name } }),
+        };
+        json!({ "id": self.id, "roles": self.roles, "grantedToV2": granted })
+    }
+}
+
+impl GroupRecord {
+    pub fn to_json(&self) -> Value {
+        json!({ "id": self.id, "displayName": self.name, "groupTypes": [] })
+    }
+}
+
+/// The role definitions listed with a space's permissions.
+pub(crate) fn space_roles() -> Value {
+    json!([
+        { "id": SPACE_VIEWER, "displayName": "Can view", "description": "View and download.", "@libre.graph.weight": 1 },
+        { "id": SPACE_EDITOR, "displayName": "Can edit", "description": "View, download, upload, edit, add and delete.", "@libre.graph.weight": 2 },
+        { "id": MANAGER, "displayName": "Can manage", "description": "View, download, upload, edit, add, delete and manage members.", "@libre.graph.weight": 3 },
+    ])
+}
+
+/// Whether `role` is a role oCIS accepts on a space root.
+pub(crate) fn is_space_role(role: &str) -> bool {
+    [MANAGER, SPACE_EDITOR, SPACE_VIEWER].contains(&role)
+}
+
+/// The trimmed space name, or why oCIS refuses it.
+pub(crate) fn check_space_name(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("invalid spacename: spacename must not be empty".into());
+    }
+    if name.chars().count() > 255 {
+        return Err("invalid spacename: spacename must be smaller than 255".into());
+    }
+    if name.contains(FORBIDDEN) {
+        return Err(
+            "invalid spacename: spacenames must not contain [/ \\ . : ? * \" > < |]".into(),
+        );
+    }
+    Ok(name.to_string())
+}
+
+/// The current time as libregraph writes it.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
