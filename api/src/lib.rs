@@ -1,1 +1,91 @@
-//! HTTP API (in progress).
+//! The HTTP API of the dezky provisioner (DESIGN §4, §5). It validates input,
+//! records desired state in MongoDB (bumping `generation`) and answers from
+//! MongoDB; it never calls Authentik, Stalwart or oCIS.
+//!
+//! Layout: one module per resource ([`tenants`], [`events`], [`users`],
+//! [`subscriptions`]), each with a `router()`; [`auth`] turns a bearer token
+//! into an `Actor`; [`error::ApiError`] renders every failure; [`ops`] holds
+//! the token-free health, readiness and metrics routes; [`seed`] creates the
+//! default tenant.
+
+pub mod auth;
+mod config;
+pub mod error;
+mod events;
+mod json;
+pub mod openapi;
+pub mod ops;
+mod pagination;
+pub mod seed;
+mod state;
+mod subscriptions;
+mod tenants;
+mod users;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use dezky_core::store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+pub use config::{ApiConfig, Readiness};
+pub use json::BODY_LIMIT;
+pub use seed::ensure_default_tenant;
+
+use crate::auth::{DiscoveryError, Verifier};
+use crate::error::ApiError;
+use crate::state::ApiContext;
+
+/// Why the API could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiBuildError {
+    /// OIDC discovery or the JWKS failed (unreachable, wrong issuer, no keys).
+    #[error("OIDC issuer {issuer}: {source}")]
+    Oidc {
+        issuer: String,
+        #[source]
+        source: DiscoveryError,
+    },
+}
+
+/// The full API router (routes, auth, limits, metrics), ready to serve.
+/// Fetches the issuer's discovery document and JWKS first, so a wrong
+/// `OIDC_ISSUER` or an HS256-only provider fails here, at start.
+pub async fn build(
+    store: Store,
+    config: ApiConfig,
+    prometheus: PrometheusHandle,
+) -> Result<Router, ApiBuildError> {
+    let verifier = Verifier::discover(
+        &config.oidc_issuer,
+        &config.oidc_audience,
+        config.oidc_jwks_url.as_deref(),
+        config.http.clone(),
+    )
+    .await
+    .map_err(|source| ApiBuildError::Oidc {
+        issuer: config.oidc_issuer.clone(),
+        source,
+    })?;
+    let ops = ops::router(store.db.clone(), config.readiness.clone(), prometheus);
+    let ctx = ApiContext {
+        store,
+        config: Arc::new(config),
+        verifier: Arc::new(verifier),
+    };
+    let resources = Router::new()
+        .merge(tenants::router())
+        .merge(events::router())
+        .merge(users::router())
+        .merge(subscriptions::router())
+        .with_state(ctx);
+    Ok(Router::new()
+        .merge(resources)
+        .merge(ops)
+        .merge(openapi::router())
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(ops::record_http)))
+}

@@ -1,0 +1,122 @@
+//! Who is calling. [`SignedIn`] is a verified bearer token (its claims);
+//! [`Actor`] is the caller's user record from MongoDB, which is where every
+//! authorization decision comes from (DESIGN §4). A handler's signature shows
+//! which one it needs.
+
+mod verifier;
+
+pub use verifier::{Claims, DiscoveryError, Verifier, LEEWAY_SECS, REFETCH_INTERVAL};
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use dezky_core::model::{Role, Tenant, User};
+use dezky_core::store::is_duplicate_key;
+use dezky_core::{Id, Timestamp};
+use mongodb::bson::doc;
+
+use crate::error::ApiError;
+use crate::state::ApiContext;
+
+/// A caller with a valid bearer token.
+pub struct SignedIn(pub Claims);
+
+impl FromRequestParts<ApiContext> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("a bearer token is required".into()))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+            })?;
+        ctx.verifier
+            .verify(token)
+            .await
+            .map(SignedIn)
+            .map_err(ApiError::Unauthorized)
+    }
+}
+
+/// The caller's user record. A first-time caller gets a bare record (no
+/// tenants, no platform admin) until `GET /users/me` syncs their claims.
+pub struct Actor(pub User);
+
+impl FromRequestParts<ApiContext> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, ApiError> {
+        let SignedIn(claims) = SignedIn::from_request_parts(parts, ctx).await?;
+        let users = &ctx.store.users;
+        if let Some(user) = users
+            .find_one(doc! { "authentikSubjectId": &claims.sub })
+            .await?
+        {
+            return Ok(Actor(user));
+        }
+        let now = Timestamp::now();
+        let user = User {
+            id: Id::new(),
+            authentik_subject_id: claims.sub.clone(),
+            email: claims.email.clone().unwrap_or_default(),
+            name: display_name(&claims),
+            role: Role::Member,
+            platform_admin: false,
+            tenant_ids: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        match users.insert_one(&user).await {
+            Ok(_) => Ok(Actor(user)),
+            // Another request of the same caller created it first.
+            Err(e) if is_duplicate_key(&e) => users
+                .find_one(doc! { "authentikSubjectId": &claims.sub })
+                .await?
+                .map(Actor)
+                .ok_or_else(|| ApiError::Internal("user vanished after a duplicate key".into())),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Actor {
+    /// Member of the tenant, or platform admin.
+    pub fn can_see(&self, tenant: &Tenant) -> bool {
+        self.0.can_see(tenant.id)
+    }
+
+    /// May change or delete the tenant: a platform admin, or a member who is
+    /// an admin by role or who created the tenant.
+    pub fn can_administer(&self, tenant: &Tenant) -> bool {
+        self.0.can_administer(tenant.id)
+            || (self.0.tenant_ids.contains(&tenant.id) && tenant.created_by == Some(self.0.id))
+    }
+
+    /// 403 unless a platform admin.
+    pub fn require_platform_admin(&self) -> Result<(), ApiError> {
+        if self.0.platform_admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("platform admins only".into()))
+        }
+    }
+}
+
+/// `name`, else `preferred_username`, else empty.
+pub fn display_name(claims: &Claims) -> String {
+    claims
+        .name
+        .clone()
+        .or_else(|| claims.preferred_username.clone())
+        .unwrap_or_default()
+}

@@ -1,0 +1,147 @@
+//! Keyset pagination shared by every list: `?limit=` (default 50, capped at
+//! 500) and an opaque `?cursor=` that encodes the last `_id` returned, so
+//! pages stay stable while documents are added. Answers are
+//! `{"items": [...], "nextCursor": "..." | null}`.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use dezky_core::Id;
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Document};
+use mongodb::Collection;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::json::render;
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 500;
+
+/// Walking direction over `_id` (ids are time-ordered).
+#[derive(Clone, Copy)]
+pub enum Order {
+    OldestFirst,
+    NewestFirst,
+}
+
+/// The `?limit=&cursor=` of a list request.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    limit: u32,
+    after: Option<Id>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(params) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::invalid("query", e.body_text()))?;
+        let limit = match params.get("limit") {
+            None => DEFAULT_LIMIT,
+            Some(raw) => match raw.parse::<u32>() {
+                Ok(n) if n >= 1 => n.min(MAX_LIMIT),
+                _ => return Err(ApiError::invalid("limit", "must be a positive integer")),
+            },
+        };
+        let after = match params.get("cursor").filter(|c| !c.is_empty()) {
+            None => None,
+            Some(cursor) => Some(decode_cursor(cursor)?),
+        };
+        Ok(PageRequest { limit, after })
+    }
+}
+
+fn encode_cursor(id: Id) -> String {
+    URL_SAFE_NO_PAD.encode(id.0.bytes())
+}
+
+fn decode_cursor(cursor: &str) -> Result<Id, ApiError> {
+    let bad = || ApiError::invalid("cursor", "is not a cursor returned by this API");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let bytes: [u8; 12] = bytes.try_into().map_err(|_| bad())?;
+    Ok(Id(mongodb::bson::oid::ObjectId::from_bytes(bytes)))
+}
+
+/// Documents that can be listed: they expose their `_id` for the cursor.
+pub trait Keyed {
+    fn key(&self) -> Id;
+}
+
+macro_rules! keyed {
+    ($($t:ty),*) => {$(
+        impl Keyed for $t {
+            fn key(&self) -> Id { self.id }
+        }
+    )*};
+}
+keyed!(
+    dezky_core::model::Tenant,
+    dezky_core::model::User,
+    dezky_core::model::Subscription,
+    dezky_core::model::TenantEvent
+);
+
+/// One page of `collection` matching `filter`, rendered for the API.
+pub async fn list<T>(
+    collection: &Collection<T>,
+    mut filter: Document,
+    order: Order,
+    page: PageRequest,
+) -> Result<Value, ApiError>
+where
+    T: DeserializeOwned + Serialize + Keyed + Send + Sync,
+{
+    let (op, direction) = match order {
+        Order::OldestFirst => ("$gt", 1),
+        Order::NewestFirst => ("$lt", -1),
+    };
+    if let Some(after) = page.after {
+        let keyset = doc! { "_id": { op: after } };
+        filter = if filter.is_empty() {
+            keyset
+        } else {
+            doc! { "$and": [filter, keyset] }
+        };
+    }
+    let mut items: Vec<T> = collection
+        .find(filter)
+        .sort(doc! { "_id": direction })
+        .limit(i64::from(page.limit) + 1)
+        .await?
+        .try_collect()
+        .await?;
+    let more = items.len() > page.limit as usize;
+    items.truncate(page.limit as usize);
+    let next = more
+        .then(|| items.last().map(|last| encode_cursor(last.key())))
+        .flatten();
+    Ok(json!({
+        "items": items.iter().map(render).collect::<Vec<_>>(),
+        "nextCursor": next,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_a_field_error() {
+        let id = Id::new();
+        assert_eq!(decode_cursor(&encode_cursor(id)).unwrap(), id);
+        for bad in ["%%%", "abc", "AAAA"] {
+            assert!(matches!(
+                decode_cursor(bad),
+                Err(ApiError::Validation { field: Some(f), .. }) if f == "cursor"
+            ));
+        }
+    }
+}

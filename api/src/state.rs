@@ -1,0 +1,16 @@
+//! The state every handler receives.
+
+use std::sync::Arc;
+
+use dezky_core::store::Store;
+
+use crate::auth::Verifier;
+use crate::config::ApiConfig;
+
+/// Shared, cheaply clonable handler state.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub store: Store,
+    pub config: Arc<ApiConfig>,
+    pub verifier: Arc<Verifier>,
+}

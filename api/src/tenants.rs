@@ -1,0 +1,546 @@
+//! `/tenants`: the desired state of every workspace. Handlers validate, write
+//! MongoDB and answer from it; they never call an upstream system. Desired
+//! fields change only here, and every real change bumps `generation` (the
+//! `ETag`), which is what the controller reconciles to.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use dezky_core::model::{
+    BillingInfo, DeletionPolicy, ReconcileRequest, Subscription, SubscriptionStatus, Tenant,
+    TenantStatus,
+};
+use dezky_core::store::is_duplicate_key;
+use dezky_core::{validate, Id, Timestamp};
+use mongodb::bson::{doc, to_bson, Document};
+use mongodb::options::ReturnDocument;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::json::{present, render, JsonBody};
+use crate::pagination::{self, Order, PageRequest};
+use crate::state::ApiContext;
+
+/// Routes of this resource.
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/tenants", post(create).get(list))
+        .route(
+            "/tenants/{slug}",
+            get(read).patch(update).delete(request_deletion),
+        )
+        .route("/tenants/{slug}/reconcile", post(request_reconcile))
+}
+
+/// Body of `POST /tenants`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateTenant {
+    /// `^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`, unique, immutable.
+    pub slug: String,
+    /// 1..100 printable characters.
+    pub name: String,
+    /// One of the configured plans.
+    pub plan: String,
+    /// Mail domains; each belongs to at most one tenant.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub billing_info: Option<BillingInfo>,
+    /// `delete` (default) or `orphan`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub deletion_policy: Option<DeletionPolicy>,
+}
+
+/// Body of `PATCH /tenants/{slug}`: only the fields to change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchTenant {
+    /// Accepted only if equal to the current slug (slugs are immutable).
+    pub slug: Option<String>,
+    pub name: Option<String>,
+    pub plan: Option<String>,
+    pub domains: Option<Vec<String>>,
+    /// `null` removes the billing info.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub billing_info: Option<Option<BillingInfo>>,
+    #[schema(value_type = Option<String>)]
+    pub deletion_policy: Option<DeletionPolicy>,
+    /// Stop all upstream writes for this tenant.
+    pub paused: Option<bool>,
+}
+
+/// A tenant with its `ETag` (the generation) and the given status code.
+fn tenant_response(status: StatusCode, tenant: &Tenant) -> Response {
+    let mut response = (status, Json(render(tenant))).into_response();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", tenant.generation)) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
+
+/// Validates, normalises and de-duplicates a domain list.
+fn normalize_domains(domains: &[String]) -> ApiResult<Vec<String>> {
+    let mut normalized: Vec<String> = Vec::with_capacity(domains.len());
+    for (i, domain) in domains.iter().enumerate() {
+        let domain = validate::domain(&format!("domains[{i}]"), domain)?;
+        if !normalized.contains(&domain) {
+            normalized.push(domain);
+        }
+    }
+    Ok(normalized)
+}
+
+fn validate_billing(billing: Option<&BillingInfo>) -> ApiResult<()> {
+    if let Some(email) = billing.and_then(|b| b.email.as_deref()) {
+        validate::email("billingInfo.email", email)?;
+    }
+    Ok(())
+}
+
+fn validate_plan(ctx: &ApiContext, field: &str, plan: &str) -> ApiResult<()> {
+    if ctx.config.plans.contains(plan) {
+        Ok(())
+    } else {
+        let names: Vec<&str> = ctx.config.plans.names().collect();
+        Err(ApiError::invalid(
+            field,
+            format!("unknown plan `{plan}`; valid plans: {}", names.join(", ")),
+        ))
+    }
+}
+
+/// 409 if another tenant already owns one of `domains`.
+async fn ensure_domains_free(
+    ctx: &ApiContext,
+    domains: &[String],
+    own: Option<Id>,
+) -> ApiResult<()> {
+    if domains.is_empty() {
+        return Ok(());
+    }
+    let mut filter = doc! { "domains": { "$in": domains } };
+    if let Some(own) = own {
+        filter.insert("_id", doc! { "$ne": own });
+    }
+    if let Some(other) = ctx.store.tenants.find_one(filter).await? {
+        let (i, taken) = domains
+            .iter()
+            .enumerate()
+            .find(|(_, d)| other.domains.contains(d))
+            .unwrap_or((0, &domains[0]));
+        return Err(domain_taken(Some(format!("domains[{i}]")), taken));
+    }
+    Ok(())
+}
+
+fn domain_taken(field: Option<String>, domain: &str) -> ApiError {
+    ApiError::Conflict {
+        code: "domain_taken",
+        field: Some(field.unwrap_or_else(|| "domains".into())),
+        message: format!("domain `{domain}` belongs to another tenant"),
+    }
+}
+
+/// The tenant `slug` if the actor may see it; 404 otherwise (also for
+/// tenants that exist but are not theirs, so existence does not leak).
+pub async fn load_visible(ctx: &ApiContext, actor: &Actor, slug: &str) -> ApiResult<Tenant> {
+    ctx.store
+        .tenants
+        .find_one(doc! { "slug": slug })
+        .await?
+        .filter(|tenant| actor.can_see(tenant))
+        .ok_or_else(|| ApiError::not_found("tenant"))
+}
+
+async fn load_administered(ctx: &ApiContext, actor: &Actor, slug: &str) -> ApiResult<Tenant> {
+    let tenant = load_visible(ctx, actor, slug).await?;
+    if actor.can_administer(&tenant) {
+        Ok(tenant)
+    } else {
+        Err(ApiError::Forbidden(
+            "only a tenant admin or a platform admin may change this tenant".into(),
+        ))
+    }
+}
+
+/// The generation named by `If-Match` (`"3"`, `W/"3"` or `3`); `Ok(None)`
+/// without the header or with `*`. A value naming no generation never matches.
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let raw = value.to_str().unwrap_or_default().trim();
+    if raw == "*" {
+        return Ok(None);
+    }
+    let generation = raw
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .parse::<i64>()
+        .map_err(|_| {
+            ApiError::PreconditionFailed(format!("If-Match `{raw}` names no generation"))
+        })?;
+    Ok(Some(generation))
+}
+
+fn stale(expected: i64, current: i64) -> ApiError {
+    ApiError::PreconditionFailed(format!(
+        "If-Match names generation {expected}, the tenant is at generation {current}"
+    ))
+}
+
+#[utoipa::path(post, path = "/tenants", tag = "tenants", request_body = CreateTenant,
+    responses((status = 201, description = "created, `status.phase = pending`"), (status = 400), (status = 409)))]
+async fn create(
+    State(ctx): State<ApiContext>,
+    actor: Actor,
+    JsonBody(body): JsonBody<CreateTenant>,
+) -> ApiResult<Response> {
+    validate::slug(&body.slug)?;
+    validate::name("name", &body.name)?;
+    validate_plan(&ctx, "plan", &body.plan)?;
+    let domains = normalize_domains(&body.domains)?;
+    validate_billing(body.billing_info.as_ref())?;
+    if ctx
+        .store
+        .tenants
+        .find_one(doc! { "slug": &body.slug })
+        .await?
+        .is_some()
+    {
+        return Err(slug_taken(&body.slug));
+    }
+    ensure_domains_free(&ctx, &domains, None).await?;
+
+    let now = Timestamp::now();
+    let tenant = Tenant {
+        id: Id::new(),
+        slug: body.slug,
+        name: body.name,
+        plan: body.plan,
+        domains,
+        billing_info: body.billing_info,
+        deletion_policy: body.deletion_policy.unwrap_or_default(),
+        paused: false,
+        generation: 1,
+        created_at: now,
+        updated_at: now,
+        created_by: Some(actor.0.id),
+        deletion_requested_at: None,
+        reconcile_request: None,
+        finalizers: Vec::new(),
+        status: TenantStatus::default(),
+    };
+    if let Err(e) = ctx.store.tenants.insert_one(&tenant).await {
+        return Err(match (is_duplicate_key(&e), e.to_string()) {
+            (true, message) if message.contains("slug") => slug_taken(&tenant.slug),
+            (true, _) => domain_taken(None, &tenant.domains.join(", ")),
+            (false, _) => e.into(),
+        });
+    }
+    ctx.store
+        .users
+        .update_one(
+            doc! { "_id": actor.0.id },
+            doc! { "$addToSet": { "tenantIds": tenant.id }, "$set": { "updatedAt": now } },
+        )
+        .await?;
+    insert_subscription(&ctx, &tenant).await?;
+    let mut response = tenant_response(StatusCode::CREATED, &tenant);
+    if let Ok(location) = HeaderValue::from_str(&format!("/tenants/{}", tenant.slug)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+fn slug_taken(slug: &str) -> ApiError {
+    ApiError::Conflict {
+        code: "slug_taken",
+        field: Some("slug".into()),
+        message: format!("a tenant with slug `{slug}` already exists"),
+    }
+}
+
+/// Every tenant starts with a `trialing` subscription on its plan.
+pub(crate) async fn insert_subscription(ctx: &ApiContext, tenant: &Tenant) -> ApiResult<()> {
+    let now = Timestamp::now();
+    let subscription = Subscription {
+        id: Id::new(),
+        tenant_id: tenant.id,
+        plan: tenant.plan.clone(),
+        status: SubscriptionStatus::Trialing,
+        stripe_customer_id: None,
+        stripe_subscription_id: None,
+        current_period_end: None,
+        created_at: now,
+        updated_at: now,
+    };
+    match ctx.store.subscriptions.insert_one(&subscription).await {
+        Err(e) if !is_duplicate_key(&e) => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+#[utoipa::path(get, path = "/tenants", tag = "tenants",
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, description = "`{items, nextCursor}`: tenants visible to the caller")))]
+async fn list(
+    State(ctx): State<ApiContext>,
+    actor: Actor,
+    page: PageRequest,
+) -> ApiResult<Json<serde_json::Value>> {
+    let filter = if actor.0.platform_admin {
+        Document::new()
+    } else {
+        doc! { "_id": { "$in": &actor.0.tenant_ids } }
+    };
+    pagination::list(&ctx.store.tenants, filter, Order::OldestFirst, page)
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(get, path = "/tenants/{slug}", tag = "tenants",
+    responses((status = 200, description = "the tenant with status; `ETag` = generation"), (status = 404)))]
+async fn read(
+    State(ctx): State<ApiContext>,
+    actor: Actor,
+    Path(slug): Path<String>,
+) -> ApiResult<Response> {
+    let tenant = load_visible(&ctx, &actor, &slug).await?;
+    Ok(tenant_response(StatusCode::OK, &tenant))
+}
+
+/// The `$set` document of the fields `patch` really changes.
+fn changes(
+    ctx: &ApiContext,
+    tenant: &Tenant,
+    patch: &PatchTenant,
+) -> ApiResult<(Document, Vec<String>)> {
+    let mut set = Document::new();
+    let mut new_domains = Vec::new();
+    if let Some(slug) = &patch.slug {
+        if *slug != tenant.slug {
+            return Err(ApiError::invalid("slug", "is immutable"));
+        }
+    }
+    if let Some(name) = &patch.name {
+        validate::name("name", name)?;
+        if *name != tenant.name {
+            set.insert("name", name);
+        }
+    }
+    if let Some(plan) = &patch.plan {
+        validate_plan(ctx, "plan", plan)?;
+        if *plan != tenant.plan {
+            set.insert("plan", plan);
+        }
+    }
+    if let Some(domains) = &patch.domains {
+        let domains = normalize_domains(domains)?;
+        if domains != tenant.domains {
+            new_domains = domains
+                .iter()
+                .filter(|d| !tenant.domains.contains(d))
+                .cloned()
+                .collect();
+            set.insert("domains", &domains);
+        }
+    }
+    if let Some(billing) = &patch.billing_info {
+        validate_billing(billing.as_ref())?;
+        if *billing != tenant.billing_info {
+            set.insert("billingInfo", to_bson(billing)?);
+        }
+    }
+    if let Some(policy) = patch.deletion_policy {
+        if policy != tenant.deletion_policy {
+            set.insert("deletionPolicy", to_bson(&policy)?);
+        }
+    }
+    if let Some(paused) = patch.paused {
+        if paused != tenant.paused {
+            set.insert("paused", paused);
+        }
+    }
+    Ok((set, new_domains))
+}
+
+/// Attempts of an unconditional PATCH that lost a race with another writer.
+const PATCH_ATTEMPTS: usize = 5;
+
+#[utoipa::path(patch, path = "/tenants/{slug}", tag = "tenants", request_body = PatchTenant,
+    params(("If-Match" = Option<String>, Header, description = "expected generation")),
+    responses((status = 200, description = "the tenant; generation+1 if a desired field changed"),
+        (status = 403), (status = 404), (status = 409), (status = 412)))]
+async fn update(
+    State(ctx): State<ApiContext>,
+    actor: Actor,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    JsonBody(patch): JsonBody<PatchTenant>,
+) -> ApiResult<Response> {
+    let expected = if_match(&headers)?;
+    for _ in 0..PATCH_ATTEMPTS {
+        let tenant = load_administered(&ctx, &actor, &slug).await?;
+        if tenant.is_deleting() {
+            return Err(ApiError::Conflict {
+                code: "tenant_deleting",
+                field: None,
+                message: "the tenant is being deleted and can no longer change".into(),
+            });
+        }
+        if let Some(expected) = expected.filter(|g| *g != tenant.generation) {
+            return Err(stale(expected, tenant.generation));
+        }
+        let (mut set, new_domains) = changes(&ctx, &tenant, &patch)?;
+        if set.is_empty() {
+            return Ok(tenant_response(StatusCode::OK, &tenant));
+        }
+        ensure_domains_free(&ctx, &new_domains, Some(tenant.id)).await?;
+        set.insert("updatedAt", Timestamp::now());
+        let updated = ctx
+            .store
+            .tenants
+            .find_one_and_update(
+                doc! { "_id": tenant.id, "generation": tenant.generation, "deletionRequestedAt": null },
+                doc! { "$set": set, "$inc": { "generation": 1 } },
+            )
+            .return_document(ReturnDocument::After)
+            .await;
+        match updated {
+            Ok(Some(tenant)) => return Ok(tenant_response(StatusCode::OK, &tenant)),
+            // Someone else changed the tenant in between: re-evaluate.
+            Ok(None) => continue,
+            Err(e) if is_duplicate_key(&e) => {
+                return Err(domain_taken(None, &new_domains.join(", ")))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict {
+        code: "concurrent_update",
+        field: None,
+        message: "the tenant kept changing while this update was applied; retry".into(),
+    })
+}
+
+#[utoipa::path(delete, path = "/tenants/{slug}", tag = "tenants",
+    params(("If-Match" = Option<String>, Header, description = "expected generation")),
+    responses((status = 202, description = "the tenant, phase `deleting`"), (status = 403), (status = 404), (status = 412)))]
+async fn request_deletion(
+    State(ctx): State<ApiContext>,
+    actor: Actor,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let expected = if_match(&headers)?;
+    let tenant = load_administered(&ctx, &actor, &slug).await?;
+    if let Some(expected) = expected.filter(|g| *g != tenant.generation) {
+        return Err(stale(expected, tenant.generation));
+    }
+    if tenant.is_deleting() {
+        return Ok(tenant_response(StatusCode::ACCEPTED, &tenant));
+    }
+    let now = Timestamp::now();
+    let mut filter = doc! { "_id": tenant.id, "deletionRequestedAt": null };
+    if expected.is_some() {
+        filter.insert("generation", tenant.generation);
+    }
+    let updated = ctx
+        .store
+        .tenants
+        .find_one_and_update(
+            filter,
+            doc! {
+                "$set": { "deletionRequestedAt": now, "status.phase": "deleting", "updatedAt": now },
+                "$inc": { "generation": 1 },
+            },
+        )
+        .return_document(ReturnDocument::After)
+        .await?;
+    match updated {
+        Some(tenant) => Ok(tenant_response(StatusCode::ACCEPTED, &tenant)),
+        None => {
+            let current = load_visible(&ctx, &actor, &slug).await?;
+            if current.is_deleting() {
+                Ok(tenant_response(StatusCode::ACCEPTED, &current))
+            } else {
+                Err(stale(tenant.generation, current.generation))
+            }
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/tenants/{slug}/reconcile", tag = "tenants",
+    responses((status = 202, description = "`{token}`: the controller acknowledges it in `status.lastHandledReconcileToken`"), (status = 404)))]
+async fn request_reconcile(
+    State(ctx): State<ApiContext>,
+    actor: Actor,
+    Path(slug): Path<String>,
+) -> ApiResult<Response> {
+    let tenant = load_visible(&ctx, &actor, &slug).await?;
+    let request = ReconcileRequest {
+        token: uuid::Uuid::new_v4().to_string(),
+        requested_at: Timestamp::now(),
+    };
+    let result = ctx
+        .store
+        .tenants
+        .update_one(
+            doc! { "_id": tenant.id },
+            doc! { "$set": { "reconcileRequest": to_bson(&request)? } },
+        )
+        .await?;
+    if result.matched_count == 0 {
+        return Err(ApiError::not_found("tenant"));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "token": request.token })),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_MATCH, HeaderValue::from_static(value));
+        h
+    }
+
+    #[test]
+    fn if_match_accepts_strong_weak_and_bare_generations() {
+        assert_eq!(if_match(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(if_match(&headers("*")).unwrap(), None);
+        assert_eq!(if_match(&headers("\"3\"")).unwrap(), Some(3));
+        assert_eq!(if_match(&headers("W/\"4\"")).unwrap(), Some(4));
+        assert_eq!(if_match(&headers("5")).unwrap(), Some(5));
+        assert!(matches!(
+            if_match(&headers("\"abc\"")),
+            Err(ApiError::PreconditionFailed(_))
+        ));
+    }
+
+    #[test]
+    fn domains_are_normalised_and_deduplicated() {
+        let got =
+            normalize_domains(&["Acme.TEST".into(), "acme.test".into(), "b.test".into()]).unwrap();
+        assert_eq!(got, ["acme.test", "b.test"]);
+        assert!(matches!(
+            normalize_domains(&["ok.test".into(), "nope".into()]),
+            Err(ApiError::Validation { field: Some(f), .. }) if f == "domains[1]"
+        ));
+    }
+}

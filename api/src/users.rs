@@ -1,0 +1,339 @@
+//! `/users`: platform users. `GET /users/me` is the one place where token
+//! claims flow into MongoDB (email, name, tenant memberships from the
+//! `groups` claim, platform admin); everywhere else the stored record rules.
+//! The rest is CRUD for platform admins; anyone may read their own record.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use dezky_core::model::{group_name, Role, Tenant, User};
+use dezky_core::store::is_duplicate_key;
+use dezky_core::{validate, Id, Timestamp};
+use futures::TryStreamExt;
+use mongodb::bson::{doc, to_bson, Bson, Document};
+use mongodb::options::ReturnDocument;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use crate::auth::{display_name, Actor, Claims, SignedIn};
+use crate::error::{ApiError, ApiResult};
+use crate::json::{render, JsonBody};
+use crate::pagination::{self, Order, PageRequest};
+use crate::state::ApiContext;
+
+/// Routes of this resource.
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/users/me", get(me))
+        .route("/users", get(list).post(create))
+        .route("/users/{id}", get(read).patch(update).delete(remove))
+}
+
+/// Body of `POST /users`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateUser {
+    /// The user's `sub` in Authentik; unique.
+    pub authentik_subject_id: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub name: String,
+    /// `member` (default) or `admin`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub role: Role,
+    #[serde(default)]
+    pub platform_admin: bool,
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub tenant_ids: Vec<Id>,
+}
+
+/// Body of `PATCH /users/{id}`: only the fields to change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchUser {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub role: Option<Role>,
+    pub platform_admin: Option<bool>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub tenant_ids: Option<Vec<Id>>,
+}
+
+fn ids_bson(ids: &[Id]) -> Vec<Bson> {
+    ids.iter().copied().map(Bson::from).collect()
+}
+
+fn validate_profile(email: &str, name: &str) -> ApiResult<()> {
+    if !email.is_empty() {
+        validate::email("email", email)?;
+    }
+    if !name.is_empty() {
+        validate::name("name", name)?;
+    }
+    Ok(())
+}
+
+/// 400 naming the first id in `ids` that is no tenant.
+async fn ensure_tenants_exist(ctx: &ApiContext, ids: &[Id]) -> ApiResult<()> {
+    let found: Vec<Id> = ctx
+        .store
+        .tenants
+        .distinct("_id", doc! { "_id": { "$in": ids_bson(ids) } })
+        .await?
+        .into_iter()
+        .filter_map(|b| b.as_object_id().map(Id))
+        .collect();
+    match ids.iter().position(|id| !found.contains(id)) {
+        Some(i) => Err(ApiError::invalid(
+            format!("tenantIds[{i}]"),
+            "unknown tenant",
+        )),
+        None => Ok(()),
+    }
+}
+
+fn dedup(ids: &[Id]) -> Vec<Id> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !out.contains(id) {
+            out.push(*id);
+        }
+    }
+    out
+}
+
+/// The user with this path id, if it parses and exists.
+async fn find(ctx: &ApiContext, id: &str) -> ApiResult<User> {
+    let id: Id = id.parse().map_err(|_| ApiError::not_found("user"))?;
+    ctx.store
+        .users
+        .find_one(doc! { "_id": id })
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))
+}
+
+/// The tenants a token's claims make the user a member of: those whose
+/// group (`group_name(prefix, slug)`) is in `groups`, plus those the user
+/// created.
+async fn claimed_tenants(ctx: &ApiContext, claims: &Claims, user: Id) -> ApiResult<Vec<Id>> {
+    let prefix = ctx.config.group_prefix.as_str();
+    let candidates: Vec<&str> = claims
+        .groups
+        .iter()
+        .filter_map(|g| g.strip_prefix(prefix))
+        .collect();
+    let filter = doc! { "$or": [ { "slug": { "$in": candidates } }, { "createdBy": user } ] };
+    let tenants: Vec<Tenant> = ctx.store.tenants.find(filter).await?.try_collect().await?;
+    let mut ids: Vec<Id> = tenants
+        .iter()
+        .filter(|t| {
+            t.created_by == Some(user) || claims.groups.contains(&group_name(prefix, &t.slug))
+        })
+        .map(|t| t.id)
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+#[utoipa::path(get, path = "/users/me", tag = "users",
+    responses((status = 200, description = "`{user, tenants, subscriptions}` after syncing the token's claims"), (status = 401)))]
+async fn me(State(ctx): State<ApiContext>, SignedIn(claims): SignedIn) -> ApiResult<Json<Value>> {
+    let users = &ctx.store.users;
+    let mut attempts = 0;
+    let user = loop {
+        attempts += 1;
+        let existing = users
+            .find_one(doc! { "authentikSubjectId": &claims.sub })
+            .await?;
+        let id = existing.as_ref().map_or_else(Id::new, |u| u.id);
+        let tenant_ids = claimed_tenants(&ctx, &claims, id).await?;
+        let platform_admin = claims.groups.contains(&ctx.config.platform_admin_group);
+        let now = Timestamp::now();
+        let mut set = doc! {
+            "platformAdmin": platform_admin,
+            "tenantIds": ids_bson(&tenant_ids),
+            "updatedAt": now,
+        };
+        match (&claims.email, existing.as_ref()) {
+            (Some(email), _) => set.insert("email", email),
+            (None, None) => set.insert("email", ""),
+            (None, Some(_)) => None,
+        };
+        let name = display_name(&claims);
+        if !name.is_empty() || existing.is_none() {
+            set.insert("name", name);
+        }
+        let result = users
+            .find_one_and_update(
+                doc! { "authentikSubjectId": &claims.sub },
+                doc! {
+                    "$set": set,
+                    "$setOnInsert": { "_id": id, "role": "member", "createdAt": now },
+                },
+            )
+            .upsert(true)
+            .return_document(ReturnDocument::After)
+            .await;
+        match result {
+            Ok(Some(user)) => break user,
+            // A concurrent first call of the same user inserted it: sync again.
+            Err(e) if is_duplicate_key(&e) && attempts < 3 => continue,
+            Ok(None) => return Err(ApiError::Internal("upsert returned no user".into())),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let tenants: Vec<Tenant> = ctx
+        .store
+        .tenants
+        .find(doc! { "_id": { "$in": ids_bson(&user.tenant_ids) } })
+        .sort(doc! { "_id": 1 })
+        .await?
+        .try_collect()
+        .await?;
+    let subscriptions: Vec<_> = ctx
+        .store
+        .subscriptions
+        .find(doc! { "tenantId": { "$in": ids_bson(&user.tenant_ids) } })
+        .sort(doc! { "_id": 1 })
+        .await?
+        .try_collect()
+        .await?;
+    Ok(Json(json!({
+        "user": render(&user),
+        "tenants": tenants.iter().map(render).collect::<Vec<_>>(),
+        "subscriptions": subscriptions.iter().map(render).collect::<Vec<_>>(),
+    })))
+}
+
+#[utoipa::path(get, path = "/users", tag = "users",
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, description = "`{items, nextCursor}`"), (status = 403)))]
+async fn list(
+    State(ctx): State<ApiContext>,
+    actor: Actor,
+    page: PageRequest,
+) -> ApiResult<Json<Value>> {
+    actor.require_platform_admin()?;
+    pagination::list(&ctx.store.users, Document::new(), Order::OldestFirst, page)
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/users", tag = "users", request_body = CreateUser,
+    responses((status = 201, description = "the user"), (status = 400), (status = 403), (status = 409)))]
+async fn create(
+    State(ctx): State<ApiContext>,
+    actor: Actor,
+    JsonBody(body): JsonBody<CreateUser>,
+) -> ApiResult<Response> {
+    actor.require_platform_admin()?;
+    let subject = body.authentik_subject_id.trim();
+    if subject.is_empty() || subject.len() > 255 {
+        return Err(ApiError::invalid(
+            "authentikSubjectId",
+            "must be 1 to 255 characters",
+        ));
+    }
+    validate_profile(&body.email, &body.name)?;
+    let tenant_ids = dedup(&body.tenant_ids);
+    ensure_tenants_exist(&ctx, &tenant_ids).await?;
+    let now = Timestamp::now();
+    let user = User {
+        id: Id::new(),
+        authentik_subject_id: subject.to_string(),
+        email: body.email,
+        name: body.name,
+        role: body.role,
+        platform_admin: body.platform_admin,
+        tenant_ids,
+        created_at: now,
+        updated_at: now,
+    };
+    match ctx.store.users.insert_one(&user).await {
+        Ok(_) => Ok((StatusCode::CREATED, Json(render(&user))).into_response()),
+        Err(e) if is_duplicate_key(&e) => Err(ApiError::Conflict {
+            code: "subject_taken",
+            field: Some("authentikSubjectId".into()),
+            message: "a user with this subject already exists".into(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[utoipa::path(get, path = "/users/{id}", tag = "users",
+    responses((status = 200, description = "the user (platform admins, or the user themself)"), (status = 404)))]
+async fn read(
+    State(ctx): State<ApiContext>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let user = find(&ctx, &id).await?;
+    if !actor.0.platform_admin && user.id != actor.0.id {
+        return Err(ApiError::not_found("user"));
+    }
+    Ok(Json(render(&user)))
+}
+
+#[utoipa::path(patch, path = "/users/{id}", tag = "users", request_body = PatchUser,
+    responses((status = 200, description = "the user"), (status = 400), (status = 403), (status = 404)))]
+async fn update(
+    State(ctx): State<ApiContext>,
+    actor: Actor,
+    Path(id): Path<String>,
+    JsonBody(patch): JsonBody<PatchUser>,
+) -> ApiResult<Json<Value>> {
+    actor.require_platform_admin()?;
+    let user = find(&ctx, &id).await?;
+    validate_profile(
+        patch.email.as_deref().unwrap_or_default(),
+        patch.name.as_deref().unwrap_or_default(),
+    )?;
+    let mut set = doc! { "updatedAt": Timestamp::now() };
+    if let Some(email) = patch.email {
+        set.insert("email", email);
+    }
+    if let Some(name) = patch.name {
+        set.insert("name", name);
+    }
+    if let Some(role) = patch.role {
+        set.insert("role", to_bson(&role)?);
+    }
+    if let Some(admin) = patch.platform_admin {
+        set.insert("platformAdmin", admin);
+    }
+    if let Some(ids) = patch.tenant_ids {
+        let ids = dedup(&ids);
+        ensure_tenants_exist(&ctx, &ids).await?;
+        set.insert("tenantIds", ids_bson(&ids));
+    }
+    ctx.store
+        .users
+        .find_one_and_update(doc! { "_id": user.id }, doc! { "$set": set })
+        .return_document(ReturnDocument::After)
+        .await?
+        .map(|u| Json(render(&u)))
+        .ok_or_else(|| ApiError::not_found("user"))
+}
+
+#[utoipa::path(delete, path = "/users/{id}", tag = "users",
+    responses((status = 204, description = "deleted"), (status = 403), (status = 404)))]
+async fn remove(
+    State(ctx): State<ApiContext>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    actor.require_platform_admin()?;
+    let user = find(&ctx, &id).await?;
+    let result = ctx.store.users.delete_one(doc! { "_id": user.id }).await?;
+    if result.deleted_count == 0 {
+        return Err(ApiError::not_found("user"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
