@@ -9,6 +9,7 @@
 //! harmless. In [`Mode::DryRun`] (paused tenants, plans) it only observes
 //! and diffs, and reports the actions it would take.
 
+pub mod authentik;
 pub mod ocis;
 
 use std::collections::BTreeMap;
