@@ -153,6 +153,11 @@ impl Responses {
         }
     }
 
+    /// Whether call `call_id` was answered.
+    pub fn contains(&self, call_id: &str) -> bool {
+        self.by_id.contains_key(call_id)
+    }
+
     /// Takes the typed result of call `call_id`; a method error (`["error",
     /// {...}, id]`) becomes [`StalwartError::Method`].
     pub fn take<T: DeserializeOwned>(&mut self, call_id: &str) -> Result<T, StalwartError> {
