@@ -1,4 +1,13 @@
 //! The reconciliation controller: turns each tenant's recorded desired state
 //! into converged upstream objects (DESIGN §6).
 
+pub mod backoff;
+pub mod lease;
+pub mod pass;
+pub mod queue;
 pub mod reconcile;
+pub mod runtime;
+pub mod status;
+pub mod watch;
+
+pub use runtime::{Controller, ControllerConfig, ControllerHealth};

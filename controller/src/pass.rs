@@ -1,0 +1,285 @@
+//! One reconcile pass of one tenant: re-read the tenant, run every system
+//! (each isolated: its own task, timeout and panic boundary, so one failing
+//! never blocks the others), fold the results into status and history, and
+//! for a deleted tenant run cleanups, drop finalizers and finally the
+//! document itself.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dezky_core::model::{DeletionPolicy, System, Tenant};
+use dezky_core::store::{Store, StoreError};
+use dezky_core::{Id, Timestamp};
+use futures::future::join_all;
+use mongodb::bson::{self, doc};
+use tokio_util::task::AbortOnDropHandle;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::reconcile::{Mode, Outcome, Reconciler, SystemError};
+use crate::status::{self, PassReport, SystemResult};
+
+/// The configured reconcilers, by system; a missing system is `skipped`.
+pub type Reconcilers = BTreeMap<System, Arc<dyn Reconciler>>;
+
+/// What a pass ended with, for scheduling the next one.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PassEnd {
+    /// Everything settled: requeue after the resync interval.
+    Converged,
+    /// Some system is in error or pending: retry with backoff.
+    Retry,
+    /// The tenant document is gone (never existed or deleted now).
+    Gone,
+}
+
+/// Runs one pass for the tenant `id`.
+pub async fn run(
+    store: &Store,
+    reconcilers: &Reconcilers,
+    id: Id,
+    system_timeout: Duration,
+) -> Result<PassEnd, StoreError> {
+    let Some(tenant) = store.tenants.find_one(doc! { "_id": id }).await? else {
+        return Ok(PassEnd::Gone);
+    };
+    let span =
+        tracing::info_span!("reconcile", tenant = %tenant.slug, generation = tenant.generation);
+    let tenant = Arc::new(tenant);
+    async move {
+        if tenant.is_deleting() {
+            delete(store, reconcilers, tenant, system_timeout).await
+        } else {
+            converge(store, reconcilers, tenant, system_timeout).await
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn converge(
+    store: &Store,
+    reconcilers: &Reconcilers,
+    tenant: Arc<Tenant>,
+    system_timeout: Duration,
+) -> Result<PassEnd, StoreError> {
+    // Finalizers first: nothing is created upstream before its cleanup is guaranteed.
+    let missing: Vec<&str> = reconcilers
+        .keys()
+        .filter(|s| !tenant.finalizers.contains(s))
+        .map(System::as_str)
+        .collect();
+    if !missing.is_empty() {
+        let added = store
+            .tenants
+            .update_one(
+                doc! { "_id": tenant.id, "deletionRequestedAt": null },
+                doc! { "$addToSet": { "finalizers": { "$each": missing } } },
+            )
+            .await?;
+        if added.matched_count == 0 {
+            debug!("deletion requested meanwhile; the next pass cleans up");
+            return Ok(PassEnd::Retry);
+        }
+    }
+    let mode = if tenant.paused {
+        Mode::DryRun
+    } else {
+        Mode::Apply
+    };
+    let results = run_systems(reconcilers, &tenant, mode, system_timeout, |r, t, m| {
+        Box::pin(async move { r.reconcile(&t, m).await })
+    })
+    .await;
+    let report = status::report(&tenant, results, Timestamp::now(), handled_token(&tenant));
+    let needs_retry = report.needs_retry;
+    record(store, &tenant, report, &[]).await?;
+    Ok(if needs_retry {
+        PassEnd::Retry
+    } else {
+        PassEnd::Converged
+    })
+}
+
+async fn delete(
+    store: &Store,
+    reconcilers: &Reconcilers,
+    tenant: Arc<Tenant>,
+    system_timeout: Duration,
+) -> Result<PassEnd, StoreError> {
+    let mode = if tenant.paused {
+        Mode::DryRun
+    } else {
+        Mode::Apply
+    };
+    let mut results = BTreeMap::new();
+    let mut cleaned = Vec::new();
+    let mut to_clean = Reconcilers::new();
+    for system in &tenant.finalizers {
+        match (tenant.deletion_policy, reconcilers.get(system)) {
+            (DeletionPolicy::Orphan, _) => {
+                let outcome = Outcome::ok("Orphaned", "left in place (deletionPolicy = orphan)");
+                results.insert(*system, SystemResult::Ran(Mode::Apply, Ok(outcome)));
+                cleaned.push(*system);
+            }
+            (DeletionPolicy::Delete, Some(r)) => {
+                to_clean.insert(*system, r.clone());
+            }
+            (DeletionPolicy::Delete, None) => {
+                // Configured once, not any more: nothing can be cleaned; do not block deletion.
+                warn!(system = %system, "system no longer configured; its objects are left in place");
+                results.insert(*system, SystemResult::NotConfigured);
+                cleaned.push(*system);
+            }
+        }
+    }
+    let ran = run_systems(&to_clean, &tenant, mode, system_timeout, |r, t, m| {
+        Box::pin(async move { r.cleanup(&t, m).await })
+    })
+    .await;
+    for (system, result) in ran {
+        if mode == Mode::Apply
+            && matches!(&result, SystemResult::Ran(_, Ok(o)) if o.state.is_settled())
+        {
+            cleaned.push(system);
+        }
+        results.insert(system, result);
+    }
+    let report = status::report(&tenant, results, Timestamp::now(), handled_token(&tenant));
+    let needs_retry = report.needs_retry;
+    record(store, &tenant, report, &cleaned).await?;
+    if cleaned.len() == tenant.finalizers.len() {
+        remove(store, &tenant).await?;
+        return Ok(PassEnd::Gone);
+    }
+    Ok(if needs_retry || mode == Mode::DryRun {
+        PassEnd::Retry
+    } else {
+        PassEnd::Converged
+    })
+}
+
+type SystemCall = fn(
+    Arc<dyn Reconciler>,
+    Arc<Tenant>,
+    Mode,
+) -> futures::future::BoxFuture<'static, Result<Outcome, SystemError>>;
+
+/// Runs `call` for every system at once, each in its own task with a timeout.
+async fn run_systems(
+    reconcilers: &Reconcilers,
+    tenant: &Arc<Tenant>,
+    mode: Mode,
+    timeout: Duration,
+    call: SystemCall,
+) -> BTreeMap<System, SystemResult> {
+    let mut results: BTreeMap<System, SystemResult> = BTreeMap::new();
+    let mut tasks = Vec::new();
+    for system in System::ALL {
+        match reconcilers.get(&system) {
+            None => {
+                results.insert(system, SystemResult::NotConfigured);
+            }
+            Some(reconciler) => {
+                let fut = call(reconciler.clone(), tenant.clone(), mode);
+                let span = tracing::Span::current();
+                let task = AbortOnDropHandle::new(tokio::spawn(
+                    async move { tokio::time::timeout(timeout, fut).await }.instrument(span),
+                ));
+                tasks.push((system, task));
+            }
+        }
+    }
+    let (systems, handles): (Vec<_>, Vec<_>) = tasks.into_iter().unzip();
+    for (system, joined) in systems.into_iter().zip(join_all(handles).await) {
+        let result = match joined {
+            Ok(Ok(result)) => result,
+            Ok(Err(_elapsed)) => Err(SystemError::new(
+                "Timeout",
+                format!(
+                    "{system} did not finish within {}",
+                    humantime::format_duration(timeout)
+                ),
+            )),
+            Err(join) => {
+                warn!(system = %system, error = %join, "reconciler panicked");
+                Err(SystemError::new(
+                    "Panic",
+                    format!("{system} reconciler failed unexpectedly: {join}"),
+                ))
+            }
+        };
+        metrics::counter!("reconciles_total", "system" => system.as_str(), "result" => match &result {
+            Ok(o) => o.state.as_str(),
+            Err(_) => "error",
+        })
+        .increment(1);
+        results.insert(system, SystemResult::Ran(mode, result));
+    }
+    results
+}
+
+fn handled_token(tenant: &Tenant) -> Option<String> {
+    tenant.reconcile_request.as_ref().map(|r| r.token.clone())
+}
+
+/// Writes the new status (only if the tenant is still at the generation the
+/// pass worked on), appends the events and drops cleaned-up finalizers.
+async fn record(
+    store: &Store,
+    tenant: &Tenant,
+    report: PassReport,
+    cleaned: &[System],
+) -> Result<(), StoreError> {
+    for (system, count) in &report.drift {
+        metrics::counter!("drift_corrections_total", "system" => system.as_str())
+            .increment(u64::from(*count));
+        info!(system = %system, "drift corrected");
+    }
+    if !report.events.is_empty() {
+        store.events.insert_many(&report.events).await?;
+    }
+    let mut update = doc! { "$set": { "status": bson::to_bson(&report.status)? } };
+    if !cleaned.is_empty() {
+        let names: Vec<&str> = cleaned.iter().map(System::as_str).collect();
+        update.insert("$pullAll", doc! { "finalizers": names });
+    }
+    let written = store
+        .tenants
+        .update_one(
+            doc! { "_id": tenant.id, "generation": tenant.generation },
+            update,
+        )
+        .await?;
+    if written.matched_count == 0 {
+        debug!("tenant changed during the pass; its status is left to the next pass");
+    }
+    Ok(())
+}
+
+/// Deletes a tenant whose finalizers are all gone, with its memberships and subscription.
+async fn remove(store: &Store, tenant: &Tenant) -> Result<(), StoreError> {
+    let deleted = store
+        .tenants
+        .delete_one(doc! {
+            "_id": tenant.id,
+            "deletionRequestedAt": { "$ne": null },
+            "finalizers": { "$size": 0 },
+        })
+        .await?;
+    if deleted.deleted_count == 1 {
+        store
+            .users
+            .update_many(
+                doc! { "tenantIds": tenant.id },
+                doc! { "$pull": { "tenantIds": tenant.id } },
+            )
+            .await?;
+        store
+            .subscriptions
+            .delete_many(doc! { "tenantId": tenant.id })
+            .await?;
+        info!("tenant deleted");
+    }
+    Ok(())
+}

@@ -1,0 +1,347 @@
+//! The controller process: leader election, then triggers → queue →
+//! workers until the lease is lost or shutdown is requested.
+//!
+//! - Only the lease holder reconciles; a standby retries the lease every
+//!   renew interval. A lost lease stops work at once (in-flight passes are
+//!   aborted; every upstream write is idempotent, so the next leader simply
+//!   redoes them).
+//! - At most `concurrency` passes run at once, never two for one tenant
+//!   (the queue's invariant); each pass has a timeout and a panic boundary.
+//! - After a pass: converged → requeue in `resync_interval` ±10%; failed →
+//!   per-tenant backoff; gone → forgotten.
+//! - Shutdown: stop taking work, let in-flight passes finish (bounded),
+//!   save the resume token, release the lease.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dezky_core::store::Store;
+use dezky_core::Id;
+use rand::Rng;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+use tracing::{error, info, warn};
+
+use crate::backoff::Backoff;
+use crate::lease::{Lease, CONTROLLER_LEASE};
+use crate::pass::{self, PassEnd, Reconcilers};
+use crate::queue::WorkQueue;
+use crate::watch::TenantWatch;
+
+/// Tunables of the controller (DESIGN §2).
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Requeue period after a successful pass (±10% jitter).
+    pub resync_interval: Duration,
+    /// Passes at once.
+    pub concurrency: usize,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Upper bound of one system's reconcile or cleanup in a pass.
+    pub reconcile_timeout: Duration,
+    /// How long a lease is valid after its last renewal.
+    pub lease_duration: Duration,
+    /// How long shutdown waits for in-flight passes.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            resync_interval: Duration::from_secs(300),
+            concurrency: 16,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            reconcile_timeout: Duration::from_secs(60),
+            lease_duration: Duration::from_secs(15),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What `/readyz` and `/metrics` need to know about the controller.
+#[derive(Debug, Default)]
+pub struct ControllerHealth {
+    running: AtomicBool,
+    leader: AtomicBool,
+}
+
+impl ControllerHealth {
+    /// Whether the controller loop runs (as leader or standby).
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Whether this process holds the lease.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::SeqCst)
+    }
+
+    fn set_leader(&self, leader: bool) {
+        self.leader.store(leader, Ordering::SeqCst);
+        metrics::gauge!("controller_leader").set(if leader { 1.0 } else { 0.0 });
+    }
+}
+
+/// The reconciliation controller.
+pub struct Controller {
+    store: Store,
+    reconcilers: Reconcilers,
+    config: ControllerConfig,
+    health: Arc<ControllerHealth>,
+    /// Unique id of this process in the lease.
+    holder: String,
+}
+
+impl Controller {
+    /// A controller over `store` with the configured `reconcilers`.
+    pub fn new(store: Store, reconcilers: Reconcilers, config: ControllerConfig) -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+        Controller {
+            store,
+            reconcilers,
+            config,
+            health: Arc::default(),
+            holder: format!("{host}/{}/{}", std::process::id(), uuid::Uuid::new_v4()),
+        }
+    }
+
+    /// Shared health flags (for readiness).
+    pub fn health(&self) -> Arc<ControllerHealth> {
+        self.health.clone()
+    }
+
+    /// This process's lease holder id.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// Runs until `shutdown` fires; returns after a graceful stop.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let lease = Lease::new(
+            &self.store,
+            CONTROLLER_LEASE,
+            self.holder.clone(),
+            self.config.lease_duration,
+        );
+        let renew_every = self.config.lease_duration / 3;
+        self.health.running.store(true, Ordering::SeqCst);
+        info!(holder = %self.holder, "controller started; waiting for the lease");
+        while !shutdown.is_cancelled() {
+            match lease.try_acquire().await {
+                Ok(true) => {
+                    info!(holder = %self.holder, "lease acquired; leading");
+                    self.lead(&lease, renew_every, &shutdown).await;
+                }
+                Ok(false) => {}
+                Err(e) => warn!(error = %e, "cannot reach the lease"),
+            }
+            let _ = tokio::time::timeout(renew_every, shutdown.cancelled()).await;
+        }
+        self.health.running.store(false, Ordering::SeqCst);
+        info!("controller stopped");
+    }
+
+    /// Leads until the lease is lost or shutdown; on shutdown releases the lease.
+    async fn lead(&self, lease: &Lease, renew_every: Duration, shutdown: &CancellationToken) {
+        self.health.set_leader(true);
+        let term = CancellationToken::new();
+        let queue = Arc::new(WorkQueue::new());
+        let renewer = tokio::spawn(renew(
+            lease.clone(),
+            renew_every,
+            self.config.lease_duration,
+            term.clone(),
+        ));
+        let watch_stop = CancellationToken::new();
+        let watcher = tokio::spawn({
+            let watch = TenantWatch::new(self.store.clone());
+            let queue = queue.clone();
+            let stop = watch_stop.clone();
+            async move { watch.run(&queue, stop).await }
+        });
+
+        let in_flight = self.work(&queue, &term, shutdown).await;
+        let graceful = shutdown.is_cancelled() && !term.is_cancelled();
+        if graceful {
+            info!(
+                in_flight = in_flight.len(),
+                "shutting down: finishing in-flight passes"
+            );
+            drain(in_flight, self.config.shutdown_grace).await;
+        } else {
+            warn!("lease lost: stopping all work at once");
+            drop(in_flight);
+        }
+        watch_stop.cancel();
+        let _ = watcher.await;
+        term.cancel();
+        let _ = renewer.await;
+        if graceful {
+            if let Err(e) = lease.release().await {
+                warn!(error = %e, "cannot release the lease; it expires by itself");
+            }
+        }
+        self.health.set_leader(false);
+    }
+
+    /// Hands due tenants to workers until the term ends or shutdown.
+    async fn work(
+        &self,
+        queue: &Arc<WorkQueue>,
+        term: &CancellationToken,
+        shutdown: &CancellationToken,
+    ) -> JoinSet<()> {
+        let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let backoff = Arc::new(Backoff::new(
+            self.config.backoff_base,
+            self.config.backoff_max,
+        ));
+        let mut in_flight = JoinSet::new();
+        loop {
+            let permit = tokio::select! {
+                _ = term.cancelled() => break,
+                _ = shutdown.cancelled() => break,
+                permit = permits.clone().acquire_owned() => permit,
+            };
+            let Ok(permit) = permit else { break };
+            let id = tokio::select! {
+                _ = term.cancelled() => break,
+                _ = shutdown.cancelled() => break,
+                id = queue.next() => id,
+            };
+            metrics::gauge!("queue_depth").set(queue.len() as f64);
+            while in_flight.try_join_next().is_some() {}
+            let worker = Worker {
+                store: self.store.clone(),
+                reconcilers: self.reconcilers.clone(),
+                queue: queue.clone(),
+                backoff: backoff.clone(),
+                config: self.config.clone(),
+            };
+            in_flight.spawn(async move {
+                worker.pass(id).await;
+                drop(permit);
+            });
+        }
+        in_flight
+    }
+}
+
+/// Everything one pass needs, owned so it can run in its own task.
+struct Worker {
+    store: Store,
+    reconcilers: Reconcilers,
+    queue: Arc<WorkQueue>,
+    backoff: Arc<Backoff>,
+    config: ControllerConfig,
+}
+
+impl Worker {
+    async fn pass(self, id: Id) {
+        let started = std::time::Instant::now();
+        // Its own task: a panic or a hang fails this pass only.
+        let store = self.store.clone();
+        let reconcilers = self.reconcilers.clone();
+        let timeout = self.config.reconcile_timeout;
+        let joined = tokio::time::timeout(
+            timeout + Duration::from_secs(5),
+            AbortOnDropHandle::new(tokio::spawn(async move {
+                pass::run(&store, &reconcilers, id, timeout).await
+            })),
+        )
+        .await;
+        let end = match joined {
+            Ok(Ok(Ok(end))) => end,
+            Ok(Ok(Err(e))) => {
+                warn!(tenant_id = %id, error = %e, "pass failed on the database");
+                PassEnd::Retry
+            }
+            Ok(Err(join)) => {
+                error!(tenant_id = %id, error = %join, "pass panicked");
+                PassEnd::Retry
+            }
+            Err(_) => {
+                warn!(tenant_id = %id, "pass timed out");
+                PassEnd::Retry
+            }
+        };
+        metrics::histogram!("reconcile_duration_seconds").record(started.elapsed().as_secs_f64());
+        match end {
+            PassEnd::Converged => {
+                self.backoff.reset(id);
+                self.queue
+                    .schedule(id, Instant::now() + jitter(self.config.resync_interval));
+            }
+            PassEnd::Retry => {
+                metrics::counter!("reconcile_retries_total").increment(1);
+                let delay = self.backoff.fail(id);
+                self.queue.schedule(id, Instant::now() + delay);
+            }
+            PassEnd::Gone => self.backoff.reset(id),
+        }
+        self.queue.done(id);
+    }
+}
+
+/// `interval` ±10%.
+fn jitter(interval: Duration) -> Duration {
+    let factor = rand::thread_rng().gen_range(0.9..=1.1);
+    interval.mul_f64(factor)
+}
+
+/// Renews the lease every `every`; cancels `term` when it is lost (another
+/// holder, or no successful renewal before it expires).
+async fn renew(lease: Lease, every: Duration, duration: Duration, term: CancellationToken) {
+    let mut last_ok = Instant::now();
+    loop {
+        tokio::select! {
+            _ = term.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match lease.try_acquire().await {
+            Ok(true) => last_ok = Instant::now(),
+            Ok(false) => {
+                warn!("lease taken by another controller");
+                term.cancel();
+                return;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot renew the lease");
+                if last_ok.elapsed() + every >= duration {
+                    term.cancel();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Waits for in-flight passes, at most `grace`; aborts the rest.
+async fn drain(mut in_flight: JoinSet<()>, grace: Duration) {
+    let all = async { while in_flight.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, all).await.is_err() {
+        warn!("in-flight passes did not finish in time; aborting them");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        let base = Duration::from_secs(100);
+        for _ in 0..1000 {
+            let j = jitter(base);
+            assert!(
+                j >= Duration::from_secs(90) && j <= Duration::from_secs(110),
+                "{j:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Opens the store: an external replica set (`MONGODB_URI`) or an embedded
+//! `mongod` this process starts and stops.
+
+use anyhow::{bail, Context};
+use dezky_core::mongo::{self, EmbeddedMongo, INSTALL_HINT};
+use dezky_core::store::Store;
+use tracing::info;
+
+use crate::config::MongoArgs;
+
+/// An open store, and the embedded server behind it if there is one.
+pub struct Database {
+    pub store: Store,
+    embedded: Option<EmbeddedMongo>,
+}
+
+impl Database {
+    /// Connects (starting the embedded `mongod` if no URI is set) and
+    /// ensures the indexes.
+    pub async fn open(args: &MongoArgs) -> anyhow::Result<Self> {
+        let (uri, embedded) = match &args.mongodb_uri {
+            Some(uri) => (uri.clone(), None),
+            None => {
+                let bin = match args.mongod_bin.clone().or_else(mongo::find_mongod) {
+                    Some(bin) => bin,
+                    None => bail!("{INSTALL_HINT}"),
+                };
+                info!(bin = %bin.display(), data = %args.mongod_data_dir.display(), port = args.mongod_port, "starting embedded mongod");
+                let server = EmbeddedMongo::start(&bin, &args.mongod_data_dir, args.mongod_port)
+                    .await
+                    .context("starting the embedded mongod")?;
+                (server.uri().to_string(), Some(server))
+            }
+        };
+        let client = mongo::connect(&uri).await.context("parsing MONGODB_URI")?;
+        let store = Store::new(client.database(&args.mongodb_db));
+        store
+            .ensure_indexes()
+            .await
+            .with_context(|| format!("cannot reach MongoDB at {}", redact(&uri)))?;
+        Ok(Database { store, embedded })
+    }
+
+    /// Stops the embedded `mongod`, if any, cleanly.
+    pub async fn close(self) {
+        if let Some(server) = self.embedded {
+            server.shutdown().await;
+        }
+    }
+}
+
+/// The URI without its password, for messages.
+fn redact(uri: &str) -> String {
+    match (uri.find("://"), uri.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &uri[..scheme + 3], &uri[at..])
+        }
+        _ => uri.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(super::redact("mongodb://u:p@h:1/x"), "mongodb://***@h:1/x");
+        assert_eq!(super::redact("mongodb://h:1/x"), "mongodb://h:1/x");
+    }
+}

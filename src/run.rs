@@ -1,0 +1,214 @@
+//! The long-running modes: `serve` (API + controller), `api`, `controller`.
+//! Each waits for SIGINT/SIGTERM, then stops taking work, finishes what is
+//! in flight and closes the database (and the embedded `mongod`).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use dezky_api::{ApiConfig, Readiness};
+use dezky_controller::{Controller, ControllerConfig, ControllerHealth};
+use dezky_core::store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::{
+    ApiArgs, ControllerArgs, ControllerTuning, HttpArgs, OidcArgs, ServeArgs, TenantArgs,
+};
+use crate::database::Database;
+use crate::upstreams::{self, Shared};
+
+/// `provisioner serve`.
+pub async fn serve(args: ServeArgs, prometheus: PrometheusHandle) -> anyhow::Result<()> {
+    let db = Database::open(&args.mongo).await?;
+    let http = outbound(&args.http)?;
+    seed(&db.store, &args.tenants).await?;
+    let reconcilers = upstreams::reconcilers(
+        &args.upstreams,
+        Shared {
+            http: http.clone(),
+            group_prefix: &args.tenants.group_prefix,
+            plans: &args.tenants.plan_quotas,
+            oidc_issuer: Some(&args.oidc.oidc_issuer),
+        },
+    )
+    .await?;
+    let controller = Controller::new(
+        db.store.clone(),
+        reconcilers,
+        controller_config(&args.controller),
+    );
+    let readiness = controller_readiness(controller.health());
+    let router = api_router(
+        &db.store,
+        &args.oidc,
+        &args.tenants,
+        http,
+        readiness,
+        prometheus,
+    )
+    .await?;
+    let stop = shutdown_signal();
+    let controller = tokio::spawn(controller.run(stop.clone()));
+    listen(&args.http, router, stop).await?;
+    controller.await.context("controller task")?;
+    db.close().await;
+    Ok(())
+}
+
+/// `provisioner api`.
+pub async fn api(args: ApiArgs, prometheus: PrometheusHandle) -> anyhow::Result<()> {
+    let db = Database::open(&args.mongo).await?;
+    let http = outbound(&args.http)?;
+    seed(&db.store, &args.tenants).await?;
+    let router = api_router(
+        &db.store,
+        &args.oidc,
+        &args.tenants,
+        http,
+        Readiness::default(),
+        prometheus,
+    )
+    .await?;
+    listen(&args.http, router, shutdown_signal()).await?;
+    db.close().await;
+    Ok(())
+}
+
+/// `provisioner controller`.
+pub async fn controller(args: ControllerArgs, prometheus: PrometheusHandle) -> anyhow::Result<()> {
+    let db = Database::open(&args.mongo).await?;
+    let http = outbound(&args.http)?;
+    let reconcilers = upstreams::reconcilers(
+        &args.upstreams,
+        Shared {
+            http,
+            group_prefix: &args.tenants.group_prefix,
+            plans: &args.tenants.plan_quotas,
+            oidc_issuer: args.oidc_issuer.as_deref(),
+        },
+    )
+    .await?;
+    let controller = Controller::new(
+        db.store.clone(),
+        reconcilers,
+        controller_config(&args.controller),
+    );
+    let readiness = controller_readiness(controller.health());
+    let router = dezky_api::ops::router(db.store.db.clone(), readiness, prometheus);
+    let stop = shutdown_signal();
+    let controller = tokio::spawn(controller.run(stop.clone()));
+    listen(&args.http, router, stop).await?;
+    controller.await.context("controller task")?;
+    db.close().await;
+    Ok(())
+}
+
+fn outbound(args: &HttpArgs) -> anyhow::Result<reqwest::Client> {
+    Ok(dezky_core::http::client(
+        args.extra_ca_certs.as_deref(),
+        args.upstream_timeout,
+    )?)
+}
+
+async fn seed(store: &Store, tenants: &TenantArgs) -> anyhow::Result<()> {
+    if tenants.default_tenant_slug.is_empty() {
+        return Ok(());
+    }
+    dezky_core::validate::slug(&tenants.default_tenant_slug).context("DEFAULT_TENANT_SLUG")?;
+    let plan = tenants.plan_quotas.default_plan();
+    dezky_api::ensure_default_tenant(store, &tenants.default_tenant_slug, plan)
+        .await
+        .context("creating the default tenant")?;
+    Ok(())
+}
+
+/// The API router for the given settings.
+pub async fn api_router(
+    store: &Store,
+    oidc: &OidcArgs,
+    tenants: &TenantArgs,
+    http: reqwest::Client,
+    readiness: Readiness,
+    prometheus: PrometheusHandle,
+) -> anyhow::Result<Router> {
+    let mut config = ApiConfig::new(&oidc.oidc_issuer, &oidc.oidc_audience, http);
+    config.oidc_jwks_url = oidc.oidc_jwks_url.clone();
+    config.platform_admin_group = oidc.platform_admin_group.clone();
+    config.group_prefix = tenants.group_prefix.clone();
+    config.plans = tenants.plan_quotas.clone();
+    config.readiness = readiness;
+    Ok(dezky_api::build(store.clone(), config, prometheus).await?)
+}
+
+/// The controller settings from the command line.
+pub fn controller_config(t: &ControllerTuning) -> ControllerConfig {
+    ControllerConfig {
+        resync_interval: t.resync_interval,
+        concurrency: t.reconcile_concurrency,
+        backoff_base: t.backoff_base,
+        backoff_max: t.backoff_max,
+        reconcile_timeout: t.reconcile_timeout,
+        lease_duration: t.lease_duration,
+        ..ControllerConfig::default()
+    }
+}
+
+/// Ready while the controller loop runs (as leader or standby).
+pub fn controller_readiness(health: Arc<ControllerHealth>) -> Readiness {
+    Readiness::new(move || {
+        if health.is_running() {
+            Ok(())
+        } else {
+            Err("controller is not running".to_string())
+        }
+    })
+}
+
+/// Serves `router` on the listen address until `stop` fires.
+pub async fn listen(
+    args: &HttpArgs,
+    router: Router,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen_addr))?;
+    info!(addr = %args.listen_addr, "listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .context("HTTP server")?;
+    Ok(())
+}
+
+/// A token cancelled on SIGINT or SIGTERM.
+pub fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let fire = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(term) => term,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        fire.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        info!("shutdown requested");
+        fire.cancel();
+    });
+    token
+}

@@ -1,0 +1,92 @@
+//! Builds the configured reconcilers from the upstream settings: a system
+//! whose URL is unset gets none (its step is `skipped`).
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use dezky_controller::pass::Reconcilers;
+use dezky_controller::reconcile::authentik::AuthentikReconciler;
+use dezky_controller::reconcile::ocis::{OcisReconciler, OcisSettings};
+use dezky_controller::reconcile::stalwart::{StalwartReconciler, StalwartSettings};
+use dezky_core::model::System;
+use dezky_core::plans::PlanQuotas;
+use dezky_upstream::authentik::AuthentikClient;
+use dezky_upstream::ocis::OcisClient;
+use dezky_upstream::oidc_token::{discover_token_endpoint, TokenSource};
+use dezky_upstream::stalwart::{StalwartAuth, StalwartClient};
+
+use crate::config::UpstreamArgs;
+
+/// What the reconcilers share besides their own upstream settings.
+pub struct Shared<'a> {
+    pub http: reqwest::Client,
+    pub group_prefix: &'a str,
+    pub plans: &'a PlanQuotas,
+    pub oidc_issuer: Option<&'a str>,
+}
+
+/// One reconciler per configured system.
+pub async fn reconcilers(args: &UpstreamArgs, shared: Shared<'_>) -> anyhow::Result<Reconcilers> {
+    let mut out = Reconcilers::new();
+    if let Some(url) = &args.authentik_api_url {
+        let token = args
+            .authentik_token
+            .clone()
+            .context("AUTHENTIK_API_URL is set but AUTHENTIK_TOKEN is not")?;
+        let client =
+            AuthentikClient::new(shared.http.clone(), url, token).context("AUTHENTIK_API_URL")?;
+        out.insert(
+            System::Authentik,
+            Arc::new(AuthentikReconciler::new(client, shared.group_prefix)),
+        );
+    }
+    if let Some(url) = &args.stalwart_api_url {
+        let auth = match (&args.stalwart_token, &args.stalwart_username, &args.stalwart_password) {
+            (Some(token), _, _) => StalwartAuth::Bearer(token.clone()),
+            (None, Some(username), Some(password)) => StalwartAuth::Basic {
+                username: username.clone(),
+                password: password.clone(),
+            },
+            _ => bail!("STALWART_API_URL is set but neither STALWART_TOKEN nor STALWART_USERNAME + STALWART_PASSWORD are"),
+        };
+        let client = StalwartClient::new(shared.http.clone(), url, auth);
+        out.insert(
+            System::Stalwart,
+            Arc::new(StalwartReconciler::new(client, StalwartSettings::default())),
+        );
+    }
+    if let Some(url) = &args.ocis_api_url {
+        let (Some(id), Some(secret)) = (&args.ocis_client_id, &args.ocis_client_secret) else {
+            bail!("OCIS_API_URL is set but OCIS_CLIENT_ID and OCIS_CLIENT_SECRET are not both set");
+        };
+        let token_url = match (&args.oidc_token_url, shared.oidc_issuer) {
+            (Some(url), _) => url.clone(),
+            (None, Some(issuer)) => discover_token_endpoint(&shared.http, issuer)
+                .await
+                .context("discovering the token endpoint for oCIS from OIDC_ISSUER")?,
+            (None, None) => {
+                bail!("OCIS_API_URL is set but neither OIDC_TOKEN_URL nor OIDC_ISSUER is")
+            }
+        };
+        let tokens = Arc::new(TokenSource::new(
+            shared.http.clone(),
+            token_url,
+            id,
+            secret,
+            "openid profile email",
+        ));
+        let client = Arc::new(OcisClient::new(shared.http.clone(), url, tokens));
+        let settings = OcisSettings {
+            group_prefix: shared.group_prefix.to_string(),
+            create_groups: args.ocis_create_groups,
+            purge_on_delete: args.ocis_purge_on_delete,
+            plan_quotas: shared.plans.clone(),
+            ..OcisSettings::default()
+        };
+        out.insert(
+            System::Ocis,
+            Arc::new(OcisReconciler::new(client, settings)),
+        );
+    }
+    Ok(out)
+}
