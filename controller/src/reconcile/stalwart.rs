@@ -7,8 +7,9 @@
 //! adoption, carries no dezky marker at all; one marked for another tenant
 //! is a conflict and never touched. A domain still used by accounts, groups
 //! or lists is never destroyed (mail would be lost). A converged tenant
-//! costs one HTTP request (every lookup batched) and no write; healing any
-//! drift costs one more (every change in one `x:Domain/set`).
+//! costs one HTTP request (every lookup batched; up to 6 domains per
+//! request) and no write; healing any drift costs one more (every change in
+//! one `x:Domain/set`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -128,8 +129,9 @@ impl StalwartReconciler {
             .unwrap_or_default()
     }
 
-    /// One request (more only past 7 names): every name looked up with
-    /// query + get, the marked domains by text, the known ids by get.
+    /// One request (more only past 6 names, at 16 calls each): every name
+    /// looked up with query + get, the marked domains by text (query + get),
+    /// the ids of the last pass by get.
     async fn observe(
         &self,
         names: &[String],
@@ -714,17 +716,22 @@ mod tests {
     #[tokio::test]
     async fn lookups_beyond_sixteen_calls_are_split_across_requests() {
         let (sim, r) = setup().await;
-        let names: Vec<String> = (0..10).map(|i| format!("d{i}.test")).collect();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let mut big = tenant("big", &refs);
-        pass(&r, &mut big).await.unwrap();
-        assert_eq!(sim.domains().len(), 10);
-        let (outcome, requests, sets) = cost(&sim, pass(&r, &mut big)).await;
-        // 2 (marker lookup) + 1 (known ids) + 2 x 10 (name lookups) = 23 calls.
-        assert_eq!(
-            (outcome.unwrap().reason.as_str(), requests, sets),
-            ("InSync", 2, 0)
-        );
+        // Marker lookup (2 calls) + known ids (1) + 2 per domain.
+        for (count, expected_requests) in [(6, 1), (10, 2)] {
+            let names: Vec<String> = (0..count).map(|i| format!("d{i}.test")).collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let mut big = tenant(&format!("big{count}"), &refs);
+            pass(&r, &mut big).await.unwrap();
+            let (outcome, requests, sets) = cost(&sim, pass(&r, &mut big)).await;
+            assert_eq!(
+                (outcome.unwrap().reason.as_str(), requests, sets),
+                ("InSync", expected_requests, 0),
+                "{count} domains"
+            );
+            big.domains.clear();
+            pass(&r, &mut big).await.unwrap();
+        }
+        assert!(sim.domains().is_empty());
     }
 
     #[tokio::test]
@@ -1014,5 +1021,108 @@ mod tests {
             error.message
         );
         assert_eq!(sim.domains(), vec![owner]);
+    }
+
+    /// Checks one recorded request against `shared/upstream/stalwart.md`.
+    fn assert_follows_contract(request: &dezky_simulators::recording::RecordedRequest) {
+        assert_eq!(
+            (request.method.as_str(), request.path.as_str()),
+            ("POST", "/jmap")
+        );
+        let body = request.body.as_ref().expect("JSON body");
+        assert_eq!(
+            body["using"],
+            json!(["urn:ietf:params:jmap:core", "urn:stalwart:jmap"])
+        );
+        let calls = body["methodCalls"].as_array().expect("method calls");
+        assert!(
+            !calls.is_empty() && calls.len() <= 16,
+            "{} calls",
+            calls.len()
+        );
+        let mut names = BTreeMap::new();
+        for call in calls {
+            let (name, args, id) = (
+                call[0].as_str().unwrap(),
+                &call[1],
+                call[2].as_str().unwrap(),
+            );
+            assert!(
+                [
+                    "x:Domain/get",
+                    "x:Domain/query",
+                    "x:Domain/set",
+                    "x:DkimSignature/set"
+                ]
+                .contains(&name),
+                "{name}"
+            );
+            for (key, value) in args.as_object().unwrap() {
+                if key.starts_with('#') {
+                    let target = value["resultOf"].as_str().unwrap();
+                    assert_eq!(names.get(target), value["name"].as_str().as_ref(), "{call}");
+                    assert!(!value["name"].as_str().unwrap().ends_with("/set"), "{call}");
+                }
+            }
+            if name == "x:Domain/get" {
+                let properties = args["properties"].as_array().expect("explicit properties");
+                assert!(!properties.contains(&json!("dnsZoneFile")));
+            }
+            if name == "x:Domain/query" {
+                for key in args["filter"].as_object().unwrap().keys() {
+                    assert!(["name", "text"].contains(&key.as_str()), "{key}");
+                }
+            }
+            if name == "x:Domain/set" {
+                for new in args["create"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|c| c.values())
+                {
+                    for key in [
+                        "name",
+                        "isEnabled",
+                        "description",
+                        "certificateManagement",
+                        "dnsManagement",
+                        "dkimManagement",
+                    ] {
+                        assert!(new.get(key).is_some(), "create without {key}: {new}");
+                    }
+                }
+                for patch in args["update"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|u| u.values())
+                {
+                    for key in patch.as_object().unwrap().keys() {
+                        assert!(
+                            ["isEnabled", "description"].contains(&key.as_str()),
+                            "{key}"
+                        );
+                    }
+                }
+            }
+            names.insert(id, name);
+        }
+    }
+
+    #[tokio::test]
+    async fn every_request_follows_the_stalwart_contract() {
+        let (sim, r) = setup().await;
+        sim.create_domain("adopt.test", None).unwrap();
+        let mut acme = tenant("acme", &["adopt.test", "new.test", "off.test"]);
+        pass(&r, &mut acme).await.unwrap();
+        let off = sim.domain_named("off.test").unwrap();
+        sim.set_enabled(&off.id, false).unwrap();
+        sim.set_description(&off.id, Some("edited")).unwrap();
+        pass(&r, &mut acme).await.unwrap();
+        acme.domains = vec!["new.test".into()];
+        pass(&r, &mut acme).await.unwrap();
+        r.cleanup(&acme, Mode::Apply).await.unwrap();
+        assert!(sim.domains().is_empty());
+        let requests = sim.recorder().requests();
+        assert!(requests.len() >= 7);
+        requests.iter().for_each(assert_follows_contract);
     }
 }
