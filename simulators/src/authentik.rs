@@ -43,6 +43,8 @@ pub struct AuthentikSimOptions {
     pub oidc_app_slug: String,
     /// Client id of that application (`aud` of its tokens).
     pub oidc_client_id: String,
+    /// Loopback port to listen on; 0 = any free port.
+    pub port: u16,
 }
 
 impl Default for AuthentikSimOptions {
@@ -53,6 +55,7 @@ impl Default for AuthentikSimOptions {
             float_pagination: false,
             oidc_app_slug: OidcSim::APP_SLUG.into(),
             oidc_client_id: OidcSim::CLIENT_ID.into(),
+            port: 0,
         }
     }
 }
@@ -68,9 +71,9 @@ pub struct AuthentikSim {
 }
 
 impl AuthentikSim {
-    /// Binds `127.0.0.1:0` and serves until the handle is dropped.
+    /// Binds `127.0.0.1:<options.port>` and serves until the handle is dropped.
     pub async fn start(options: AuthentikSimOptions) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
         let oidc = OidcProvider::new(
             &format!("http://{addr}"),

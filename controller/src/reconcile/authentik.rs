@@ -86,7 +86,7 @@ impl AuthentikReconciler {
         }
         let mut marker = Map::new();
         marker.insert(ATTR_TENANT_ID.into(), tenant.id.to_string().into());
-        let mut marked = self.client.find_groups_by_attributes(&marker).await?;
+        let marked = self.client.find_groups_by_attributes(&marker).await?;
         if marked.len() > 1 {
             tracing::warn!(
                 tenant = %tenant.slug,
@@ -94,7 +94,7 @@ impl AuthentikReconciler {
                 "several Authentik groups carry this tenant's marker; managing the first"
             );
         }
-        Ok((!marked.is_empty()).then(|| (marked.remove(0), FoundBy::Marker)))
+        Ok(marked.into_iter().next().map(|g| (g, FoundBy::Marker)))
     }
 
     async fn converge(&self, tenant: &Tenant, mode: Mode) -> Result<Outcome, SystemError> {
@@ -163,13 +163,7 @@ impl AuthentikReconciler {
         name: &str,
         object: String,
     ) -> Result<Outcome, SystemError> {
-        let attributes = owned_attributes(tenant);
-        let action = attributes.iter().fold(
-            Action::new(ActionKind::Create, object).field("name", Value::Null, name),
-            |action, (key, value)| {
-                action.field(format!("attributes.{key}"), Value::Null, value.clone())
-            },
-        );
+        let action = Action::new(ActionKind::Create, object);
         if !mode.may_write() {
             return Ok(pending(None, action));
         }
@@ -177,7 +171,7 @@ impl AuthentikReconciler {
             .client
             .create_group(&NewGroup {
                 name: name.to_owned(),
-                attributes: attributes.into_iter().collect(),
+                attributes: owned_attributes(tenant).into_iter().collect(),
             })
             .await
             .map_err(into_system_error)?;
