@@ -543,3 +543,8 @@ impl Reconciler for OcisReconciler {
         }
     }
 }
+
+#[cfg(test)]
+mod contract;
+#[cfg(test)]
+mod tests;

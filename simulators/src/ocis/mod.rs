@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::faults::{self, Faults};
+use crate::recording::{self, Recorder};
 
 pub use model::{SimDrive, SimPermission};
 
@@ -53,6 +54,7 @@ impl Shared {
 pub struct OcisSim {
     shared: Shared,
     faults: Faults,
+    recorder: Recorder,
     addr: SocketAddr,
     server: tokio::task::JoinHandle<()>,
 }
@@ -69,6 +71,7 @@ impl OcisSim {
             null_empty_list: options.null_empty_list,
         };
         let faults = Faults::new();
+        let recorder = Recorder::default();
         let app = routes::router(shared.clone())
             .layer(axum::middleware::from_fn_with_state(
                 shared.clone(),
@@ -77,6 +80,10 @@ impl OcisSim {
             .layer(axum::middleware::from_fn_with_state(
                 faults.clone(),
                 faults::layer,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                recorder.clone(),
+                recording::layer,
             ));
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -86,6 +93,7 @@ impl OcisSim {
         Ok(OcisSim {
             shared,
             faults,
+            recorder,
             addr,
             server,
         })
@@ -99,6 +107,11 @@ impl OcisSim {
     /// The fault switchboard of this server.
     pub fn faults(&self) -> &Faults {
         &self.faults
+    }
+
+    /// Every request received (for contract tests), including rejected ones.
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 
     /// Every space (disabled ones included), in creation order.
@@ -213,3 +226,6 @@ impl Drop for OcisSim {
         self.server.abort();
     }
 }
+
+#[cfg(test)]
+mod tests;
