@@ -192,9 +192,11 @@ async fn recreates_a_group_deleted_out_of_band() {
     let first = pass(&r, &mut acme).await;
     sim.delete_group(pk(&first)).expect("delete");
 
-    let healed = pass(&r, &mut acme).await;
+    let (healed, requests, writes) = counted(&sim, pass(&r, &mut acme)).await;
     assert_eq!(healed.reason, "Created");
     assert_ne!(healed.external_id, first.external_id);
+    // GET by id (404), list by name, list by marker, POST.
+    assert_eq!((requests, writes), (4, 1));
     assert_eq!(group(&sim, &healed).attributes, marker(&acme));
     assert_eq!(pass(&r, &mut acme).await.reason, "InSync");
 }
