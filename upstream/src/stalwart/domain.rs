@@ -51,6 +51,19 @@ pub enum Management {
     Automatic,
 }
 
+impl std::str::FromStr for Management {
+    type Err = String;
+
+    /// `manual` or `automatic` (any case), as configuration gives it.
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "manual" => Ok(Management::Manual),
+            "automatic" => Ok(Management::Automatic),
+            other => Err(format!("`{other}` is not `manual` or `automatic`")),
+        }
+    }
+}
+
 /// A domain to create. The management fields are always sent: Stalwart's
 /// default for `dkimManagement` is `Automatic`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -141,6 +154,13 @@ mod tests {
         .unwrap();
         assert_eq!(value["dkimManagement"], json!({"@type": "Manual"}));
         assert_eq!(value["isEnabled"], json!(true));
+    }
+
+    #[test]
+    fn management_parses_from_configuration() {
+        assert_eq!("Automatic".parse(), Ok(Management::Automatic));
+        assert_eq!(" manual ".parse(), Ok(Management::Manual));
+        assert!("auto".parse::<Management>().is_err());
     }
 
     #[test]
