@@ -540,3 +540,23 @@ fn space_names_drop_forbidden_characters_and_fit_255_chars() {
     assert_eq!(space_name("...", "acme"), "acme");
     assert_eq!(space_name(&"é".repeat(300), "x").chars().count(), 255);
 }
+
+#[tokio::test]
+async fn a_second_invite_of_a_group_is_reported_as_already_member() {
+    let env = env().await;
+    let gid = env.ocis.create_group("tenant-acme");
+    let new = NewDrive::project("Acme".into(), marker("acme"), 0, space_alias("acme"));
+    let drive = env.client.create_drive(&new).await.expect("space created");
+    let first = env
+        .client
+        .invite_group(&drive.id, &gid, roles::SPACE_EDITOR)
+        .await
+        .expect("invite succeeds");
+    assert!(matches!(first, Invite::Granted(ref grants) if grants[0].id == format!("g:{gid}")));
+    let second = env
+        .client
+        .invite_group(&drive.id, &gid, roles::SPACE_VIEWER)
+        .await
+        .expect("a re-invite is not an error");
+    assert_eq!(second, Invite::AlreadyMember);
+}
