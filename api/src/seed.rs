@@ -6,11 +6,13 @@
 use dezky_core::model::{Subscription, SubscriptionStatus, Tenant, TenantStatus};
 use dezky_core::store::{is_duplicate_key, Store, StoreError};
 use dezky_core::{Id, Timestamp};
-use mongodb::bson::{doc, to_document, Document};
+use mongodb::bson::{doc, Document};
 use mongodb::options::ReturnDocument;
 use mongodb::Collection;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+use crate::stored::to_document;
 
 /// Ensures tenant `slug` (plan `plan`, for a new tenant only) and its
 /// subscription exist; returns the tenant as stored.

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use dezky_core::model::{Subscription, SubscriptionStatus};
 use dezky_core::store::is_duplicate_key;
 use dezky_core::{Id, Timestamp};
-use mongodb::bson::{doc, to_bson, Bson, Document};
+use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::ReturnDocument;
 use serde::Deserialize;
 use serde_json::Value;
@@ -20,6 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::json::{present, render, JsonBody};
 use crate::pagination::{self, Order, PageRequest};
 use crate::state::ApiContext;
+use crate::stored::to_bson;
 
 /// Routes of this resource.
 pub fn router() -> Router<ApiContext> {

@@ -14,7 +14,7 @@ use dezky_core::model::{
 };
 use dezky_core::store::is_duplicate_key;
 use dezky_core::{validate, Id, Timestamp};
-use mongodb::bson::{doc, to_bson, Document};
+use mongodb::bson::{doc, Document};
 use mongodb::options::ReturnDocument;
 use serde::Deserialize;
 use serde_json::json;
@@ -25,6 +25,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::json::{present, render, JsonBody};
 use crate::pagination::{self, Order, PageRequest};
 use crate::state::ApiContext;
+use crate::stored::to_bson;
 
 /// Routes of this resource.
 pub fn router() -> Router<ApiContext> {
@@ -324,9 +325,9 @@ fn changes(
     ctx: &ApiContext,
     tenant: &Tenant,
     patch: &PatchTenant,
-) -> ApiResult<(Document, Vec<String>)> {
+) -> ApiResult<(Document, Option<Vec<String>>)> {
     let mut set = Document::new();
-    let mut new_domains = Vec::new();
+    let mut new_domains = None;
     if let Some(slug) = &patch.slug {
         if *slug != tenant.slug {
             return Err(ApiError::invalid("slug", "is immutable"));
@@ -347,12 +348,8 @@ fn changes(
     if let Some(domains) = &patch.domains {
         let domains = normalize_domains(domains)?;
         if domains != tenant.domains {
-            new_domains = domains
-                .iter()
-                .filter(|d| !tenant.domains.contains(d))
-                .cloned()
-                .collect();
             set.insert("domains", &domains);
+            new_domains = Some(domains);
         }
     }
     if let Some(billing) = &patch.billing_info {
@@ -405,7 +402,9 @@ async fn update(
         if set.is_empty() {
             return Ok(tenant_response(StatusCode::OK, &tenant));
         }
-        ensure_domains_free(&ctx, &new_domains, Some(tenant.id)).await?;
+        if let Some(domains) = &new_domains {
+            ensure_domains_free(&ctx, domains, Some(tenant.id)).await?;
+        }
         set.insert("updatedAt", Timestamp::now());
         let updated = ctx
             .store
@@ -421,7 +420,10 @@ async fn update(
             // Someone else changed the tenant in between: re-evaluate.
             Ok(None) => continue,
             Err(e) if is_duplicate_key(&e) => {
-                return Err(domain_taken(None, &new_domains.join(", ")))
+                return Err(domain_taken(
+                    None,
+                    &new_domains.unwrap_or_default().join(", "),
+                ))
             }
             Err(e) => return Err(e.into()),
         }

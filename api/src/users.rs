@@ -12,7 +12,7 @@ use dezky_core::model::{group_name, Role, Tenant, User};
 use dezky_core::store::is_duplicate_key;
 use dezky_core::{validate, Id, Timestamp};
 use futures::TryStreamExt;
-use mongodb::bson::{doc, to_bson, Bson, Document};
+use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::ReturnDocument;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -23,6 +23,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::json::{render, JsonBody};
 use crate::pagination::{self, Order, PageRequest};
 use crate::state::ApiContext;
+use crate::stored::to_bson;
 
 /// Routes of this resource.
 pub fn router() -> Router<ApiContext> {

@@ -294,10 +294,11 @@ impl OidcProvider {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A token for a client_credentials grant, or the OAuth error to answer.
-    fn issue_client_token(&self, params: &TokenParams) -> Result<Value, Response> {
+    /// A token for a client_credentials grant, or the OAuth error
+    /// (`error`, `error_description`) to answer.
+    fn issue_client_token(&self, params: &TokenParams) -> Result<Value, OAuthError> {
         if params.grant_type != "client_credentials" {
-            return Err(oauth_error(
+            return Err((
                 "unsupported_grant_type",
                 "only client_credentials is supported",
             ));
@@ -308,7 +309,7 @@ impl OidcProvider {
                 .clients
                 .get(&params.client_id)
                 .filter(|c| c.secret == params.client_secret)
-                .ok_or_else(|| oauth_error("invalid_client", "client authentication failed"))?;
+                .ok_or(("invalid_client", "client authentication failed"))?;
             (client.subject.clone(), state.token_lifetime)
         };
         let claims = self.complete_claims(json!({
@@ -337,7 +338,10 @@ fn unix_now() -> u64 {
         .unwrap_or_default()
 }
 
-fn oauth_error(error: &str, description: &str) -> Response {
+/// An OAuth error code and its description.
+type OAuthError = (&'static str, &'static str);
+
+fn oauth_error((error, description): OAuthError) -> Response {
     (
         StatusCode::BAD_REQUEST,
         Json(json!({ "error": error, "error_description": description })),
@@ -398,7 +402,7 @@ async fn token(
     }
     match provider.issue_client_token(&params) {
         Ok(body) => Json(body).into_response(),
-        Err(response) => response,
+        Err(error) => oauth_error(error),
     }
 }
 

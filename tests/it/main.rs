@@ -1,1 +1,6 @@
+//! The integration-test binary: tests that need a real `mongod`, the
+//! simulators or the whole HTTP stack. `support` starts one `mongod` per
+//! process and gives every test its own database.
 
+mod api;
+mod support;

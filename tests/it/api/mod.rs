@@ -1,0 +1,11 @@
+//! Tests of the HTTP API against a real mongod, one file per concern.
+
+mod access;
+mod auth;
+mod events;
+mod ops;
+mod seed;
+mod subscriptions;
+mod tenants;
+mod users;
+mod validation;

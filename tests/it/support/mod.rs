@@ -1,0 +1,5 @@
+//! Shared test support: a real MongoDB ([`mongo`]) and a running API with an
+//! OIDC simulator and per-user clients ([`api`]).
+
+pub mod api;
+pub mod mongo;
