@@ -9,6 +9,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use dezky_core::plans::PlanQuotas;
 
+/// Default of `PLATFORM_ADMIN_GROUP`.
+pub const DEFAULT_ADMIN_GROUP: &str = "dezky-admins";
+
 /// dezky provisioner: keeps every tenant provisioned in Authentik, Stalwart and oCIS.
 #[derive(Debug, Parser)]
 #[command(name = "provisioner", version, about, long_about = None)]
@@ -95,16 +98,24 @@ pub struct ControllerArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// API address of the demo.
-    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:3000")]
-    pub listen_addr: SocketAddr,
-    /// Data directory of the demo's MongoDB (wiped at start).
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub tenants: TenantArgs,
+    /// Data directory of the demo's own MongoDB (wiped at start).
     #[arg(long, default_value = ".data/demo-mongo")]
     pub data_dir: PathBuf,
+    /// Port of the demo's own MongoDB.
+    #[arg(long, default_value_t = 27019)]
+    pub mongod_port: u16,
+    /// `mongod` binary (default: PATH, then .cache/mongod).
+    #[arg(long, env = "MONGOD_BIN")]
+    pub mongod_bin: Option<PathBuf>,
     /// Resync period of the demo controller (short, so healing is visible).
     #[arg(long, env = "RESYNC_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub resync_interval: Duration,
-    /// Run the scripted tour and exit instead of running until Ctrl-C.
+    /// Run the scripted tour and exit (non-zero if a step missed its
+    /// deadline) instead of running until Ctrl-C.
     #[arg(long)]
     pub once: bool,
 }
@@ -120,6 +131,9 @@ pub struct SimulateArgs {
     /// Port of the oCIS simulator; 0 = any.
     #[arg(long, default_value_t = 9002)]
     pub ocis_port: u16,
+    /// Address `provisioner serve` will listen on (only used in the printed examples).
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:3000")]
+    pub listen_addr: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -166,7 +180,7 @@ pub struct OidcArgs {
     #[arg(long, env = "OIDC_JWKS_URL")]
     pub oidc_jwks_url: Option<String>,
     /// Group in the token's `groups` claim that makes a platform admin.
-    #[arg(long, env = "PLATFORM_ADMIN_GROUP", default_value = "dezky-admins")]
+    #[arg(long, env = "PLATFORM_ADMIN_GROUP", default_value = DEFAULT_ADMIN_GROUP)]
     pub platform_admin_group: String,
 }
 

@@ -4,7 +4,9 @@
 
 mod config;
 mod database;
+mod demo;
 mod run;
+mod simulate;
 mod telemetry;
 mod upstreams;
 
@@ -15,12 +17,18 @@ use crate::config::{Cli, Command};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init_logging(cli.log.log_format);
+    // The demo narrates on stdout; only problems should interrupt it.
+    let default_log = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
+    telemetry::init_logging(cli.log.log_format, default_log);
     let prometheus = telemetry::init_metrics()?;
     match cli.command {
         Command::Serve(args) => run::serve(args, prometheus).await,
         Command::Api(args) => run::api(args, prometheus).await,
         Command::Controller(args) => run::controller(args, prometheus).await,
-        Command::Demo(_) | Command::Simulate(_) => anyhow::bail!("not yet available"),
+        Command::Demo(args) => demo::demo(args, prometheus).await,
+        Command::Simulate(args) => simulate::simulate(args).await,
     }
 }

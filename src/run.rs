@@ -105,14 +105,16 @@ pub async fn controller(args: ControllerArgs, prometheus: PrometheusHandle) -> a
     Ok(())
 }
 
-fn outbound(args: &HttpArgs) -> anyhow::Result<reqwest::Client> {
+/// The outbound HTTP client (timeout, extra roots) of every upstream call.
+pub fn outbound(args: &HttpArgs) -> anyhow::Result<reqwest::Client> {
     Ok(dezky_core::http::client(
         args.extra_ca_certs.as_deref(),
         args.upstream_timeout,
     )?)
 }
 
-async fn seed(store: &Store, tenants: &TenantArgs) -> anyhow::Result<()> {
+/// Creates the default tenant (`DEFAULT_TENANT_SLUG`) if it is set and missing.
+pub async fn seed(store: &Store, tenants: &TenantArgs) -> anyhow::Result<()> {
     if tenants.default_tenant_slug.is_empty() {
         return Ok(());
     }

@@ -3,4 +3,5 @@
 //! process and gives every test its own database.
 
 mod api;
+mod demo;
 mod support;

@@ -60,9 +60,14 @@ pub struct OcisSim {
 }
 
 impl OcisSim {
-    /// Starts a simulator with no spaces and no groups.
+    /// Starts a simulator with no spaces and no groups on a free port.
     pub async fn start(options: OcisSimOptions) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(options, 0).await
+    }
+
+    /// Like [`OcisSim::start`], on `127.0.0.1:<port>` (0 = any free port).
+    pub async fn start_on(options: OcisSimOptions, port: u16) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let shared = Shared {
             verifier: Arc::new(auth::JwksVerifier::new(options.jwks_url, options.issuer)),

@@ -56,6 +56,12 @@ pub struct StalwartSim {
 impl StalwartSim {
     /// Binds `127.0.0.1:0` and serves until the handle is dropped.
     pub async fn start(options: StalwartSimOptions) -> std::io::Result<Self> {
+        Self::start_on(options, 0).await
+    }
+
+    /// Binds `127.0.0.1:<port>` (0 = any free port) and serves until the
+    /// handle is dropped.
+    pub async fn start_on(options: StalwartSimOptions, port: u16) -> std::io::Result<Self> {
         let shared = Arc::new(routes::Shared {
             directory: Mutex::default(),
             api_key: options.api_key,
@@ -76,7 +82,7 @@ impl StalwartSim {
                 recorder.clone(),
                 recording::layer,
             ));
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
