@@ -18,7 +18,6 @@ pub mod ops;
 mod pagination;
 pub mod seed;
 mod state;
-mod stored;
 mod subscriptions;
 mod tenants;
 mod users;

@@ -12,7 +12,7 @@ use mongodb::Collection;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::stored::to_document;
+use dezky_core::store::encode::to_document;
 
 /// Ensures tenant `slug` (plan `plan`, for a new tenant only) and its
 /// subscription exist; returns the tenant as stored.

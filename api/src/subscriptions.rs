@@ -20,7 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::json::{present, render, JsonBody};
 use crate::pagination::{self, Order, PageRequest};
 use crate::state::ApiContext;
-use crate::stored::to_bson;
+use dezky_core::store::encode::to_bson;
 
 /// Routes of this resource.
 pub fn router() -> Router<ApiContext> {

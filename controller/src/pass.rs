@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dezky_core::model::{DeletionPolicy, System, Tenant};
-use dezky_core::store::{Store, StoreError};
+use dezky_core::store::{encode, Store, StoreError};
 use dezky_core::{Id, Timestamp};
 use futures::future::join_all;
-use mongodb::bson::{self, doc};
+use mongodb::bson::doc;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn, Instrument};
 
@@ -239,7 +239,7 @@ async fn record(
     if !report.events.is_empty() {
         store.events.insert_many(&report.events).await?;
     }
-    let mut update = doc! { "$set": { "status": bson::to_bson(&report.status)? } };
+    let mut update = doc! { "$set": { "status": encode::to_document(&report.status)? } };
     if !cleaned.is_empty() {
         let names: Vec<&str> = cleaned.iter().map(System::as_str).collect();
         update.insert("$pullAll", doc! { "finalizers": names });
@@ -257,28 +257,29 @@ async fn record(
     Ok(())
 }
 
-/// Deletes a tenant whose finalizers are all gone, with its memberships and subscription.
+/// Deletes a tenant whose finalizers are all gone: its memberships and
+/// subscription first, the document last (its disappearance means "done").
 async fn remove(store: &Store, tenant: &Tenant) -> Result<(), StoreError> {
-    let deleted = store
-        .tenants
-        .delete_one(doc! {
-            "_id": tenant.id,
-            "deletionRequestedAt": { "$ne": null },
-            "finalizers": { "$size": 0 },
-        })
+    let done = doc! {
+        "_id": tenant.id,
+        "deletionRequestedAt": { "$ne": null },
+        "finalizers": { "$size": 0 },
+    };
+    if store.tenants.count_documents(done.clone()).await? == 0 {
+        return Ok(());
+    }
+    store
+        .users
+        .update_many(
+            doc! { "tenantIds": tenant.id },
+            doc! { "$pull": { "tenantIds": tenant.id } },
+        )
         .await?;
-    if deleted.deleted_count == 1 {
-        store
-            .users
-            .update_many(
-                doc! { "tenantIds": tenant.id },
-                doc! { "$pull": { "tenantIds": tenant.id } },
-            )
-            .await?;
-        store
-            .subscriptions
-            .delete_many(doc! { "tenantId": tenant.id })
-            .await?;
+    store
+        .subscriptions
+        .delete_many(doc! { "tenantId": tenant.id })
+        .await?;
+    if store.tenants.delete_one(done).await?.deleted_count == 1 {
         info!("tenant deleted");
     }
     Ok(())

@@ -158,8 +158,6 @@ impl WorkQueue {
                 }
                 None => notified.await,
             }
-            // Let another waiter see the same change, too.
-            self.changed.notify_one();
         }
     }
 

@@ -68,6 +68,8 @@ impl Default for ControllerConfig {
 pub struct ControllerHealth {
     running: AtomicBool,
     leader: AtomicBool,
+    /// Set once the leader's change stream is open and the first relist is done.
+    synced: AtomicBool,
 }
 
 impl ControllerHealth {
@@ -79,6 +81,16 @@ impl ControllerHealth {
     /// Whether this process holds the lease.
     pub fn is_leader(&self) -> bool {
         self.leader.load(Ordering::SeqCst)
+    }
+
+    /// Whether this process leads and has seen every tenant (the stream is
+    /// open and the initial relist is queued).
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_synced(&self, synced: bool) {
+        self.synced.store(synced, Ordering::SeqCst);
     }
 
     fn set_leader(&self, leader: bool) {
@@ -151,19 +163,20 @@ impl Controller {
         self.health.set_leader(true);
         let term = CancellationToken::new();
         let queue = Arc::new(WorkQueue::new());
-        let renewer = tokio::spawn(renew(
+        let renewer = AbortOnDropHandle::new(tokio::spawn(renew(
             lease.clone(),
             renew_every,
             self.config.lease_duration,
             term.clone(),
-        ));
+        )));
         let watch_stop = CancellationToken::new();
-        let watcher = tokio::spawn({
-            let watch = TenantWatch::new(self.store.clone());
+        // Aborted with this future: a crashed leader leaves nothing running.
+        let watcher = AbortOnDropHandle::new(tokio::spawn({
+            let watch = TenantWatch::new(self.store.clone(), self.health.clone());
             let queue = queue.clone();
             let stop = watch_stop.clone();
             async move { watch.run(&queue, stop).await }
-        });
+        }));
 
         let in_flight = self.work(&queue, &term, shutdown).await;
         let graceful = shutdown.is_cancelled() && !term.is_cancelled();
@@ -186,6 +199,7 @@ impl Controller {
                 warn!(error = %e, "cannot release the lease; it expires by itself");
             }
         }
+        self.health.set_synced(false);
         self.health.set_leader(false);
     }
 

@@ -12,6 +12,7 @@
 //! - Relist at start and whenever the stream cannot resume (history lost,
 //!   invalidate, a rejected token).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dezky_core::store::Store;
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::queue::WorkQueue;
+use crate::runtime::ControllerHealth;
 
 /// Tenant fields whose change is a trigger.
 pub const TRIGGER_FIELDS: [&str; 10] = [
@@ -54,12 +56,14 @@ const CANNOT_RESUME: [i32; 3] = [
 /// Watches `tenants` and feeds the work queue.
 pub struct TenantWatch {
     store: Store,
+    /// Told when the first relist is queued.
+    health: Arc<ControllerHealth>,
 }
 
 impl TenantWatch {
     /// A watch over `store.tenants`.
-    pub fn new(store: Store) -> Self {
-        TenantWatch { store }
+    pub fn new(store: Store, health: Arc<ControllerHealth>) -> Self {
+        TenantWatch { store, health }
     }
 
     /// The change-stream pipeline (see the module doc).
@@ -105,6 +109,8 @@ impl TenantWatch {
             if relist || saved.is_none() {
                 self.relist(queue).await;
             }
+            self.health.set_synced(true);
+            debug!("watch synced");
             relist = self.follow(&mut stream, queue, &stop).await;
         }
     }

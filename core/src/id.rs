@@ -1,7 +1,8 @@
 //! Identifier and timestamp types that serialize natively in both worlds:
 //! as BSON `ObjectId`/`Date` in MongoDB and as a hex string / RFC 3339
 //! string in JSON. The choice is made by `Serializer::is_human_readable`,
-//! so one model struct serves the store and the API.
+//! so one model struct serves the store and the API. (`bson::to_bson` is
+//! human-readable: encode model values with [`crate::store::encode`].)
 
 use std::fmt;
 use std::str::FromStr;
@@ -64,11 +65,20 @@ impl Serialize for Id {
 
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Human-readable input (JSON, `bson::from_bson`) may hold either form.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Hex(String),
+            Native(ObjectId),
+        }
         if d.is_human_readable() {
-            let s = String::deserialize(d)?;
-            ObjectId::parse_str(&s)
-                .map(Id)
-                .map_err(serde::de::Error::custom)
+            match Repr::deserialize(d)? {
+                Repr::Hex(s) => ObjectId::parse_str(&s)
+                    .map(Id)
+                    .map_err(serde::de::Error::custom),
+                Repr::Native(oid) => Ok(Id(oid)),
+            }
         } else {
             ObjectId::deserialize(d).map(Id)
         }
@@ -125,11 +135,20 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Human-readable input (JSON, `bson::from_bson`) may hold either form.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Rfc3339(String),
+            Native(bson::DateTime),
+        }
         if d.is_human_readable() {
-            let s = String::deserialize(d)?;
-            DateTime::parse_from_rfc3339(&s)
-                .map(|t| Timestamp(t.with_timezone(&Utc)))
-                .map_err(serde::de::Error::custom)
+            match Repr::deserialize(d)? {
+                Repr::Rfc3339(s) => DateTime::parse_from_rfc3339(&s)
+                    .map(|t| Timestamp(t.with_timezone(&Utc)))
+                    .map_err(serde::de::Error::custom),
+                Repr::Native(t) => Ok(Timestamp::from_millis(t.timestamp_millis())),
+            }
         } else {
             bson::DateTime::deserialize(d).map(|t| Timestamp::from_millis(t.timestamp_millis()))
         }
@@ -145,10 +164,9 @@ mod tests {
         let id = Id::new();
         let json = serde_json::to_value(id).unwrap();
         assert_eq!(json, serde_json::Value::String(id.to_string()));
-        let doc = bson::doc! { "id": bson::to_bson(&id).unwrap() };
-        assert!(matches!(doc.get("id"), Some(bson::Bson::ObjectId(_))));
-        let back: Id = bson::from_bson(doc.get("id").unwrap().clone()).unwrap();
-        assert_eq!(back, id);
+        let stored = crate::store::encode::to_bson(&id).unwrap();
+        assert!(matches!(stored, bson::Bson::ObjectId(_)));
+        assert_eq!(bson::from_bson::<Id>(stored).unwrap(), id);
     }
 
     #[test]
@@ -158,7 +176,7 @@ mod tests {
             serde_json::to_value(t).unwrap(),
             serde_json::json!("2023-11-14T22:13:20.123Z")
         );
-        let b = bson::to_bson(&t).unwrap();
+        let b = crate::store::encode::to_bson(&t).unwrap();
         assert!(matches!(b, bson::Bson::DateTime(_)));
         assert_eq!(bson::from_bson::<Timestamp>(b).unwrap(), t);
     }

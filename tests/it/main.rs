@@ -3,5 +3,6 @@
 //! process and gives every test its own database.
 
 mod api;
+mod controller;
 mod demo;
 mod support;

@@ -1,6 +1,8 @@
 //! The MongoDB store: typed handles to every collection and the indexes
 //! DESIGN §3 requires, created idempotently at start.
 
+pub mod encode;
+
 use mongodb::bson::{doc, Document};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
@@ -80,11 +82,21 @@ impl Store {
                 )
                 .build()
         };
+        // A domain belongs to one tenant. Only documents with a string in
+        // `domains` are indexed: an empty array is indexed as one "undefined"
+        // key, and two tenants without domains would otherwise collide.
+        let domains_unique = IndexModel::builder()
+            .keys(doc! { "domains": 1 })
+            .options(
+                IndexOptions::builder()
+                    .unique(true)
+                    .name("domains_unique".to_string())
+                    .partial_filter_expression(doc! { "domains": { "$type": "string" } })
+                    .build(),
+            )
+            .build();
         self.tenants
-            .create_indexes([
-                unique(doc! { "slug": 1 }, "slug_unique"),
-                unique(doc! { "domains": 1 }, "domains_unique"),
-            ])
+            .create_indexes([unique(doc! { "slug": 1 }, "slug_unique"), domains_unique])
             .await?;
         self.users
             .create_index(unique(doc! { "authentikSubjectId": 1 }, "subject_unique"))

@@ -2,4 +2,7 @@
 //! OIDC simulator and per-user clients ([`api`]).
 
 pub mod api;
+pub mod fake;
 pub mod mongo;
+pub mod tenants;
+pub mod wait;

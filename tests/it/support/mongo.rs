@@ -101,6 +101,11 @@ async fn server_pid(uri: &str) -> i32 {
 
 /// A store on a database no other test uses, with the indexes created.
 pub async fn fresh_store() -> Store {
+    // Logs of the code under test, shown for failing tests (`RUST_LOG=debug`).
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let name = format!(
         "dezky_test_{}_{}_{}",

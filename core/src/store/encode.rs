@@ -1,7 +1,8 @@
 //! Model values converted to BSON exactly as the typed collections store
 //! them: `Id` as ObjectId and `Timestamp` as a BSON date. The model picks
 //! that form for non-human-readable serializers; the driver's raw
-//! serializer is one, `bson::to_bson` is not.
+//! serializer is one, `bson::to_bson` is not. Use these for every `$set` of
+//! a model value.
 
 use mongodb::bson::{self, Bson, Document};
 use serde::ser::Error as _;
@@ -27,8 +28,8 @@ pub fn to_bson<T: Serialize>(value: &T) -> Result<Bson, bson::ser::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dezky_core::model::ReconcileRequest;
-    use dezky_core::Timestamp;
+    use crate::model::ReconcileRequest;
+    use crate::Timestamp;
 
     #[test]
     fn timestamps_become_bson_dates() {

