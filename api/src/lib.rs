@@ -16,6 +16,7 @@ mod json;
 pub mod openapi;
 pub mod ops;
 mod pagination;
+mod requests;
 pub mod seed;
 mod state;
 mod subscriptions;
@@ -76,6 +77,7 @@ pub async fn build(
     };
     let resources = Router::new()
         .merge(tenants::router())
+        .merge(requests::router())
         .merge(events::router())
         .merge(users::router())
         .merge(subscriptions::router())

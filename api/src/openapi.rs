@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{events, ops, subscriptions, tenants, users};
+use crate::{events, ops, requests, subscriptions, tenants, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,7 +14,7 @@ use crate::{events, ops, subscriptions, tenants, users};
     paths(
         ops::healthz, ops::readyz, ops::metrics,
         tenants::create, tenants::list, tenants::read, tenants::update,
-        tenants::request_deletion, tenants::request_reconcile, events::list,
+        tenants::request_deletion, requests::request_reconcile, requests::request_plan, events::list,
         users::me, users::list, users::create, users::read, users::update, users::remove,
         subscriptions::list, subscriptions::create, subscriptions::read,
         subscriptions::update, subscriptions::remove,

@@ -37,6 +37,7 @@ pub async fn ensure_default_tenant(
         created_by: None,
         deletion_requested_at: None,
         reconcile_request: None,
+        plan_request: None,
         finalizers: Vec::new(),
         status: TenantStatus::default(),
     };

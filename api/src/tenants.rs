@@ -9,15 +9,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use dezky_core::model::{
-    BillingInfo, DeletionPolicy, ReconcileRequest, Subscription, SubscriptionStatus, Tenant,
-    TenantStatus,
+    BillingInfo, DeletionPolicy, Subscription, SubscriptionStatus, Tenant, TenantStatus,
 };
 use dezky_core::store::is_duplicate_key;
 use dezky_core::{validate, Id, Timestamp};
 use mongodb::bson::{doc, Document};
 use mongodb::options::ReturnDocument;
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::auth::Actor;
@@ -35,7 +33,6 @@ pub fn router() -> Router<ApiContext> {
             "/tenants/{slug}",
             get(read).patch(update).delete(request_deletion),
         )
-        .route("/tenants/{slug}/reconcile", post(request_reconcile))
 }
 
 /// Body of `POST /tenants`.
@@ -80,7 +77,7 @@ pub struct PatchTenant {
 }
 
 /// A tenant with its `ETag` (the generation) and the given status code.
-fn tenant_response(status: StatusCode, tenant: &Tenant) -> Response {
+pub(crate) fn tenant_response(status: StatusCode, tenant: &Tenant) -> Response {
     let mut response = (status, Json(render(tenant))).into_response();
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", tenant.generation)) {
         response.headers_mut().insert(header::ETAG, etag);
@@ -238,6 +235,7 @@ async fn create(
         created_by: Some(actor.0.id),
         deletion_requested_at: None,
         reconcile_request: None,
+        plan_request: None,
         finalizers: Vec::new(),
         status: TenantStatus::default(),
     };
@@ -480,36 +478,6 @@ async fn request_deletion(
             }
         }
     }
-}
-
-#[utoipa::path(post, path = "/tenants/{slug}/reconcile", tag = "tenants",
-    responses((status = 202, description = "`{token}`: the controller acknowledges it in `status.lastHandledReconcileToken`"), (status = 404)))]
-async fn request_reconcile(
-    State(ctx): State<ApiContext>,
-    actor: Actor,
-    Path(slug): Path<String>,
-) -> ApiResult<Response> {
-    let tenant = load_visible(&ctx, &actor, &slug).await?;
-    let request = ReconcileRequest {
-        token: uuid::Uuid::new_v4().to_string(),
-        requested_at: Timestamp::now(),
-    };
-    let result = ctx
-        .store
-        .tenants
-        .update_one(
-            doc! { "_id": tenant.id },
-            doc! { "$set": { "reconcileRequest": to_bson(&request)? } },
-        )
-        .await?;
-    if result.matched_count == 0 {
-        return Err(ApiError::not_found("tenant"));
-    }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "token": request.token })),
-    )
-        .into_response())
 }
 
 #[cfg(test)]

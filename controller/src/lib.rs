@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod lease;
 pub mod pass;
+pub mod plan;
 pub mod queue;
 pub mod reconcile;
 pub mod runtime;

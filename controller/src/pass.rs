@@ -16,6 +16,7 @@ use mongodb::bson::doc;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::plan;
 use crate::reconcile::{Mode, Outcome, Reconciler, SystemError};
 use crate::status::{self, PassReport, SystemResult};
 
@@ -47,6 +48,9 @@ pub async fn run(
         tracing::info_span!("reconcile", tenant = %tenant.slug, generation = tenant.generation);
     let tenant = Arc::new(tenant);
     async move {
+        if let Some(token) = plan::pending_request(&tenant) {
+            answer_plan(store, reconcilers, &tenant, token, system_timeout).await?;
+        }
         if tenant.is_deleting() {
             delete(store, reconcilers, tenant, system_timeout).await
         } else {
@@ -157,6 +161,45 @@ async fn delete(
     } else {
         PassEnd::Converged
     })
+}
+
+/// Runs every system in dry-run mode and stores the plan answering `token`.
+async fn answer_plan(
+    store: &Store,
+    reconcilers: &Reconcilers,
+    tenant: &Arc<Tenant>,
+    token: &str,
+    system_timeout: Duration,
+) -> Result<(), StoreError> {
+    let results = if tenant.is_deleting() {
+        run_systems(
+            reconcilers,
+            tenant,
+            Mode::DryRun,
+            system_timeout,
+            |r, t, m| Box::pin(async move { r.cleanup(&t, m).await }),
+        )
+        .await
+    } else {
+        run_systems(
+            reconcilers,
+            tenant,
+            Mode::DryRun,
+            system_timeout,
+            |r, t, m| Box::pin(async move { r.reconcile(&t, m).await }),
+        )
+        .await
+    };
+    let answer = plan::from_dry_run(tenant, token, results);
+    store
+        .tenants
+        .update_one(
+            doc! { "_id": tenant.id },
+            doc! { "$set": { "status.plan": encode::to_bson(&answer)? } },
+        )
+        .await?;
+    debug!("plan answered");
+    Ok(())
 }
 
 type SystemCall = fn(

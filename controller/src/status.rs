@@ -68,6 +68,7 @@ pub fn report(
         last_handled_reconcile_token: handled_token
             .or_else(|| tenant.status.last_handled_reconcile_token.clone()),
         systems,
+        plan: tenant.status.plan.clone(),
     };
     PassReport {
         status,
@@ -258,11 +259,12 @@ fn describe(actions: &[Action]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use dezky_core::model::DeletionPolicy;
+pub(crate) mod tests_support {
+    use dezky_core::model::{DeletionPolicy, Tenant, TenantStatus};
+    use dezky_core::{Id, Timestamp};
 
-    fn tenant(generation: i64) -> Tenant {
+    /// A tenant at `generation` with no status, for unit tests.
+    pub fn tenant(generation: i64) -> Tenant {
         let now = Timestamp::from_millis(1_000);
         Tenant {
             id: Id::new(),
@@ -279,10 +281,17 @@ mod tests {
             created_by: None,
             deletion_requested_at: None,
             reconcile_request: None,
+            plan_request: None,
             finalizers: vec![],
             status: TenantStatus::default(),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::tenant;
+    use super::*;
 
     fn ok(reason: &str, actions: Vec<Action>) -> SystemResult {
         SystemResult::Ran(

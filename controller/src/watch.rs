@@ -28,7 +28,7 @@ use crate::queue::WorkQueue;
 use crate::runtime::ControllerHealth;
 
 /// Tenant fields whose change is a trigger.
-pub const TRIGGER_FIELDS: [&str; 10] = [
+pub const TRIGGER_FIELDS: [&str; 11] = [
     "slug",
     "name",
     "plan",
@@ -39,6 +39,7 @@ pub const TRIGGER_FIELDS: [&str; 10] = [
     "generation",
     "deletionRequestedAt",
     "reconcileRequest",
+    "planRequest",
 ];
 
 /// How often the resume token is saved at most.
@@ -230,7 +231,7 @@ impl TenantWatch {
         let manual = event.update_description.as_ref().is_some_and(|u| {
             u.updated_fields
                 .keys()
-                .any(|k| k.starts_with("reconcileRequest"))
+                .any(|k| k.starts_with("reconcileRequest") || k.starts_with("planRequest"))
         });
         debug!(tenant_id = %id, op = ?event.operation_type, manual, "tenant changed");
         if manual {

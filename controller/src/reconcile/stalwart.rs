@@ -614,6 +614,7 @@ mod tests {
             created_by: None,
             deletion_requested_at: None,
             reconcile_request: None,
+            plan_request: None,
             finalizers: Vec::new(),
             status: Default::default(),
         }

@@ -9,7 +9,7 @@ mod user;
 pub use event::{EventAction, TenantEvent};
 pub use subscription::{Subscription, SubscriptionStatus};
 pub use tenant::{
-    group_name, BillingInfo, DeletionPolicy, Phase, ReconcileRequest, System, SystemState,
-    SystemStatus, Tenant, TenantStatus,
+    group_name, BillingInfo, DeletionPolicy, Phase, PlannedAction, ReconcileRequest, System,
+    SystemPlan, SystemState, SystemStatus, Tenant, TenantPlan, TenantStatus,
 };
 pub use user::{Role, User};

@@ -42,6 +42,10 @@ pub struct Tenant {
     /// `status.lastHandledReconcileToken`.
     #[serde(default)]
     pub reconcile_request: Option<ReconcileRequest>,
+    /// The latest dry-run plan request (`GET /tenants/{slug}/plan`); the
+    /// controller answers it in `status.plan`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_request: Option<ReconcileRequest>,
     /// Systems that still have to clean up before the document may disappear.
     #[serde(default)]
     pub finalizers: Vec<System>,
@@ -140,6 +144,45 @@ pub struct TenantStatus {
     pub last_handled_reconcile_token: Option<String>,
     #[serde(default)]
     pub systems: BTreeMap<System, SystemStatus>,
+    /// The latest dry-run plan, computed on request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<TenantPlan>,
+}
+
+/// What the controller would change, per system, as observed by a dry run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantPlan {
+    /// The `planRequest` token this plan answers.
+    pub token: String,
+    /// The generation the plan was computed for.
+    pub generation: i64,
+    pub computed_at: Timestamp,
+    pub systems: BTreeMap<System, SystemPlan>,
+}
+
+/// One system's part of a plan.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemPlan {
+    /// `{"action": "create|update|delete|adopt|restore|none", "object", "fields"}`.
+    pub actions: Vec<PlannedAction>,
+    /// Why the system cannot converge without an operator, if so.
+    pub conflict: Option<String>,
+    /// Why the system could not be observed (e.g. unreachable), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One change a plan foresees.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedAction {
+    pub action: String,
+    pub object: String,
+    /// `{"field": {"from": ..., "to": ...}}`.
+    #[serde(default)]
+    pub fields: serde_json::Value,
 }
 
 /// Coarse state of one system for one tenant.

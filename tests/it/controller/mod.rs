@@ -3,6 +3,7 @@
 
 mod deletion;
 mod ha;
+mod requests;
 mod triggers;
 
 use std::time::Duration;

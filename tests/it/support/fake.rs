@@ -21,6 +21,8 @@ pub struct FakeReconciler {
     dry_runs: Mutex<HashMap<Id, usize>>,
     /// Cleanups per tenant.
     cleanups: Mutex<HashMap<Id, usize>>,
+    /// Tenants whose (pretend) upstream object exists.
+    created: Mutex<HashSet<Id>>,
     /// Fail this many upcoming calls (reconcile or cleanup).
     pub fail_next: AtomicUsize,
     /// Panic in the next call.
@@ -42,6 +44,7 @@ impl FakeReconciler {
             applies: Mutex::default(),
             dry_runs: Mutex::default(),
             cleanups: Mutex::default(),
+            created: Mutex::default(),
             fail_next: AtomicUsize::new(0),
             panic_next: AtomicBool::new(false),
             delay,
@@ -111,7 +114,11 @@ impl Reconciler for FakeReconciler {
             &self.dry_runs
         };
         self.call(tenant, counter).await?;
-        let first = tenant.system_status(self.system).is_none();
+        let first = if mode == Mode::Apply {
+            self.created.lock().unwrap().insert(tenant.id)
+        } else {
+            !self.created.lock().unwrap().contains(&tenant.id)
+        };
         let object = format!("{} object of {}", self.system, tenant.slug);
         Ok(if first {
             Outcome::ok("Created", "created")

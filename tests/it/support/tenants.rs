@@ -23,6 +23,7 @@ pub fn tenant(slug: &str) -> Tenant {
         created_by: None,
         deletion_requested_at: None,
         reconcile_request: None,
+        plan_request: None,
         finalizers: vec![],
         status: TenantStatus::default(),
     }

@@ -46,6 +46,7 @@ fn tenant(slug: &str) -> Tenant {
         created_by: None,
         deletion_requested_at: None,
         reconcile_request: None,
+        plan_request: None,
         finalizers: Vec::new(),
         status: Default::default(),
     }

@@ -78,6 +78,7 @@ pub(super) fn tenant(slug: &str, name: &str, plan: &str) -> Tenant {
         created_by: None,
         deletion_requested_at: None,
         reconcile_request: None,
+        plan_request: None,
         finalizers: Vec::new(),
         status: TenantStatus::default(),
     }
