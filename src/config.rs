@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use dezky_core::plans::PlanQuotas;
+use dezky_upstream::stalwart::Management;
 
 /// Default of `PLATFORM_ADMIN_GROUP`.
 pub const DEFAULT_ADMIN_GROUP: &str = "dezky-admins";
@@ -251,6 +252,26 @@ pub struct UpstreamArgs {
     /// Token endpoint for the oCIS service user (default: from OIDC_ISSUER discovery).
     #[arg(long, env = "OIDC_TOKEN_URL")]
     pub oidc_token_url: Option<String>,
+    /// `certificateManagement` of created Stalwart domains: `manual` or `automatic`.
+    #[arg(
+        long,
+        env = "STALWART_CERTIFICATE_MANAGEMENT",
+        default_value = "manual"
+    )]
+    pub stalwart_certificate_management: Management,
+    /// `dnsManagement` of created Stalwart domains: `manual` or `automatic`.
+    #[arg(long, env = "STALWART_DNS_MANAGEMENT", default_value = "manual")]
+    pub stalwart_dns_management: Management,
+    /// `dkimManagement` of created Stalwart domains: `manual` or `automatic`
+    /// (Stalwart's own default is automatic; the provisioner sets it explicitly).
+    #[arg(long, env = "STALWART_DKIM_MANAGEMENT", default_value = "manual")]
+    pub stalwart_dkim_management: Management,
+    /// Role of the tenant group on its oCIS space: `viewer`, `editor`, `manager` or a role id.
+    #[arg(long, env = "OCIS_GROUP_ROLE", default_value = "editor")]
+    pub ocis_group_role: String,
+    /// Scope requested with the oCIS service user's client_credentials.
+    #[arg(long, env = "OCIS_TOKEN_SCOPE", default_value = "openid profile email")]
+    pub ocis_token_scope: String,
     /// Create the tenant group in oCIS when it does not exist yet (needs the Admin role).
     #[arg(long, env = "OCIS_CREATE_GROUPS", default_value_t = false)]
     pub ocis_create_groups: bool,

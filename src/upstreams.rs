@@ -11,7 +11,7 @@ use dezky_controller::reconcile::stalwart::{StalwartReconciler, StalwartSettings
 use dezky_core::model::System;
 use dezky_core::plans::PlanQuotas;
 use dezky_upstream::authentik::AuthentikClient;
-use dezky_upstream::ocis::OcisClient;
+use dezky_upstream::ocis::{roles, OcisClient};
 use dezky_upstream::oidc_token::{discover_token_endpoint, TokenSource};
 use dezky_upstream::stalwart::{StalwartAuth, StalwartClient};
 
@@ -52,7 +52,14 @@ pub async fn reconcilers(args: &UpstreamArgs, shared: Shared<'_>) -> anyhow::Res
         let client = StalwartClient::new(shared.http.clone(), url, auth);
         out.insert(
             System::Stalwart,
-            Arc::new(StalwartReconciler::new(client, StalwartSettings::default())),
+            Arc::new(StalwartReconciler::new(
+                client,
+                StalwartSettings {
+                    certificate_management: args.stalwart_certificate_management,
+                    dns_management: args.stalwart_dns_management,
+                    dkim_management: args.stalwart_dkim_management,
+                },
+            )),
         );
     }
     if let Some(url) = &args.ocis_api_url {
@@ -73,10 +80,13 @@ pub async fn reconcilers(args: &UpstreamArgs, shared: Shared<'_>) -> anyhow::Res
             token_url,
             id,
             secret,
-            "openid profile email",
+            args.ocis_token_scope.clone(),
         ));
         let client = Arc::new(OcisClient::new(shared.http.clone(), url, tokens));
+        let role = &args.ocis_group_role;
+        let group_role_id = roles::by_name(role).map_or_else(|| role.clone(), str::to_owned);
         let settings = OcisSettings {
+            group_role_id,
             group_prefix: shared.group_prefix.to_string(),
             create_groups: args.ocis_create_groups,
             purge_on_delete: args.ocis_purge_on_delete,
