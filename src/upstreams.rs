@@ -91,7 +91,6 @@ pub async fn reconcilers(args: &UpstreamArgs, shared: Shared<'_>) -> anyhow::Res
             create_groups: args.ocis_create_groups,
             purge_on_delete: args.ocis_purge_on_delete,
             plan_quotas: shared.plans.clone(),
-            ..OcisSettings::default()
         };
         out.insert(
             System::Ocis,
