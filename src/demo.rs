@@ -70,7 +70,7 @@ async fn with_database(
     let http = run::outbound(&args.http)?;
     run::seed(&db.store, &args.tenants).await?;
     let reconcilers = upstreams::reconcilers(
-        &sims.upstream_args(),
+        &simulate::upstream_args(&sims),
         Shared {
             http: http.clone(),
             group_prefix: &args.tenants.group_prefix,
@@ -97,7 +97,7 @@ async fn with_database(
     let router =
         run::api_router(&db.store, &oidc, &args.tenants, http, readiness, prometheus).await?;
     let controller = tokio::spawn(controller.run(stop.clone()));
-    let token = sims.admin_token();
+    let token = simulate::admin_token(&sims);
     let api = ApiClient::new(&format!("http://{}", args.http.listen_addr), &token)?;
     let serving = async {
         let served = run::listen(&args.http, router, stop.clone()).await;

@@ -1,7 +1,8 @@
 //! Faithful simulators of the upstream HTTP APIs the provisioner uses
 //! (same paths, JSON shapes, status codes, pagination, auth and error
 //! bodies as the real servers; see `shared/upstream/`). Tests and
-//! `provisioner demo` / `provisioner simulate` run them on loopback.
+//! `provisioner demo` / `provisioner simulate` run them on loopback, wired
+//! together by [`suite`].
 //!
 //! Each simulator exposes a Rust handle for what a real server's operator
 //! could do: inject faults ([`faults`]) and change objects out of band.
@@ -12,3 +13,4 @@ pub mod ocis;
 pub mod oidc;
 pub mod recording;
 pub mod stalwart;
+pub mod suite;
