@@ -3,7 +3,7 @@
 //! unique index, so two processes starting at once end with one tenant and
 //! one subscription, and an existing tenant is never modified.
 
-use dezky_core::model::{Subscription, SubscriptionStatus, Tenant, TenantStatus};
+use dezky_core::model::{Subscription, SubscriptionStatus, Tenant};
 use dezky_core::store::{is_duplicate_key, Store, StoreError};
 use dezky_core::{Id, Timestamp};
 use mongodb::bson::{doc, Document};
@@ -22,25 +22,7 @@ pub async fn ensure_default_tenant(
     plan: &str,
 ) -> Result<Tenant, StoreError> {
     let now = Timestamp::now();
-    let fresh = Tenant {
-        id: Id::new(),
-        slug: slug.to_string(),
-        name: slug.to_string(),
-        plan: plan.to_string(),
-        domains: Vec::new(),
-        billing_info: None,
-        deletion_policy: Default::default(),
-        paused: false,
-        generation: 1,
-        created_at: now,
-        updated_at: now,
-        created_by: None,
-        deletion_requested_at: None,
-        reconcile_request: None,
-        plan_request: None,
-        finalizers: Vec::new(),
-        status: TenantStatus::default(),
-    };
+    let fresh = Tenant::new(slug, slug, plan, now);
     let tenant = upsert(&store.tenants, doc! { "slug": slug }, &fresh).await?;
     let subscription = Subscription {
         id: Id::new(),

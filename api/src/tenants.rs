@@ -8,9 +8,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use dezky_core::model::{
-    BillingInfo, DeletionPolicy, Subscription, SubscriptionStatus, Tenant, TenantStatus,
-};
+use dezky_core::model::{BillingInfo, DeletionPolicy, Subscription, SubscriptionStatus, Tenant};
 use dezky_core::store::is_duplicate_key;
 use dezky_core::{validate, Id, Timestamp};
 use mongodb::bson::{doc, Document};
@@ -221,23 +219,11 @@ async fn create(
 
     let now = Timestamp::now();
     let tenant = Tenant {
-        id: Id::new(),
-        slug: body.slug,
-        name: body.name,
-        plan: body.plan,
         domains,
         billing_info: body.billing_info,
         deletion_policy: body.deletion_policy.unwrap_or_default(),
-        paused: false,
-        generation: 1,
-        created_at: now,
-        updated_at: now,
         created_by: Some(actor.0.id),
-        deletion_requested_at: None,
-        reconcile_request: None,
-        plan_request: None,
-        finalizers: Vec::new(),
-        status: TenantStatus::default(),
+        ..Tenant::new(&body.slug, &body.name, &body.plan, now)
     };
     if let Err(e) = ctx.store.tenants.insert_one(&tenant).await {
         return Err(match (is_duplicate_key(&e), e.to_string()) {

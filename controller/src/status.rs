@@ -260,30 +260,14 @@ fn describe(actions: &[Action]) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests_support {
-    use dezky_core::model::{DeletionPolicy, Tenant, TenantStatus};
-    use dezky_core::{Id, Timestamp};
+    use dezky_core::model::Tenant;
+    use dezky_core::Timestamp;
 
     /// A tenant at `generation` with no status, for unit tests.
     pub fn tenant(generation: i64) -> Tenant {
-        let now = Timestamp::from_millis(1_000);
         Tenant {
-            id: Id::new(),
-            slug: "acme".into(),
-            name: "Acme".into(),
-            plan: "team".into(),
-            domains: vec![],
-            billing_info: None,
-            deletion_policy: DeletionPolicy::Delete,
-            paused: false,
             generation,
-            created_at: now,
-            updated_at: now,
-            created_by: None,
-            deletion_requested_at: None,
-            reconcile_request: None,
-            plan_request: None,
-            finalizers: vec![],
-            status: TenantStatus::default(),
+            ..Tenant::new("acme", "Acme", "team", Timestamp::from_millis(1_000))
         }
     }
 }

@@ -590,7 +590,7 @@ mod tests {
     use std::time::Duration;
 
     use dezky_core::model::{SystemState, SystemStatus};
-    use dezky_core::{Id, Timestamp};
+    use dezky_core::Timestamp;
     use dezky_simulators::stalwart::{LinkKind, StalwartSim, StalwartSimOptions, DEFAULT_API_KEY};
     use dezky_upstream::stalwart::StalwartAuth;
     use serde_json::json;
@@ -598,25 +598,9 @@ mod tests {
     use super::*;
 
     fn tenant(slug: &str, domains: &[&str]) -> Tenant {
-        let now = Timestamp::now();
         Tenant {
-            id: Id::new(),
-            slug: slug.to_owned(),
-            name: slug.to_owned(),
-            plan: "team".into(),
             domains: domains.iter().map(|d| d.to_string()).collect(),
-            billing_info: None,
-            deletion_policy: Default::default(),
-            paused: false,
-            generation: 1,
-            created_at: now,
-            updated_at: now,
-            created_by: None,
-            deletion_requested_at: None,
-            reconcile_request: None,
-            plan_request: None,
-            finalizers: Vec::new(),
-            status: Default::default(),
+            ..Tenant::new(slug, slug, "team", Timestamp::now())
         }
     }
 

@@ -54,6 +54,30 @@ pub struct Tenant {
 }
 
 impl Tenant {
+    /// A new tenant at generation 1 with DESIGN's defaults: no domains, no
+    /// billing info, deletion policy `delete`, not paused, no status.
+    pub fn new(slug: &str, name: &str, plan: &str, now: Timestamp) -> Self {
+        Tenant {
+            id: Id::new(),
+            slug: slug.to_string(),
+            name: name.to_string(),
+            plan: plan.to_string(),
+            domains: Vec::new(),
+            billing_info: None,
+            deletion_policy: DeletionPolicy::default(),
+            paused: false,
+            generation: 1,
+            created_at: now,
+            updated_at: now,
+            created_by: None,
+            deletion_requested_at: None,
+            reconcile_request: None,
+            plan_request: None,
+            finalizers: Vec::new(),
+            status: TenantStatus::default(),
+        }
+    }
+
     /// Whether deletion was requested.
     pub fn is_deleting(&self) -> bool {
         self.deletion_requested_at.is_some()

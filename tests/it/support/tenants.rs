@@ -1,32 +1,13 @@
 //! Tenants written straight into the store, as the API would record them.
 
-use dezky_core::model::{DeletionPolicy, Phase, Tenant, TenantStatus};
+use dezky_core::model::{Phase, Tenant};
 use dezky_core::store::Store;
 use dezky_core::{Id, Timestamp};
 use mongodb::bson::doc;
 
 /// A new tenant document at generation 1.
 pub fn tenant(slug: &str) -> Tenant {
-    let now = Timestamp::now();
-    Tenant {
-        id: Id::new(),
-        slug: slug.to_string(),
-        name: format!("Tenant {slug}"),
-        plan: "team".into(),
-        domains: vec![],
-        billing_info: None,
-        deletion_policy: DeletionPolicy::Delete,
-        paused: false,
-        generation: 1,
-        created_at: now,
-        updated_at: now,
-        created_by: None,
-        deletion_requested_at: None,
-        reconcile_request: None,
-        plan_request: None,
-        finalizers: vec![],
-        status: TenantStatus::default(),
-    }
+    Tenant::new(slug, &format!("Tenant {slug}"), "team", Timestamp::now())
 }
 
 /// Inserts `tenant` and returns its id.

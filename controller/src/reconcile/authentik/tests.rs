@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use dezky_core::model::{System, SystemState, SystemStatus, Tenant};
-use dezky_core::{Id, Timestamp};
+use dezky_core::Timestamp;
 use dezky_simulators::authentik::{AuthentikSim, AuthentikSimOptions, SimGroup};
 use dezky_upstream::authentik::AuthentikClient;
 use reqwest::StatusCode;
@@ -31,25 +31,7 @@ fn reconciler(sim: &AuthentikSim, token: &str) -> AuthentikReconciler {
 }
 
 fn tenant(slug: &str) -> Tenant {
-    Tenant {
-        id: Id::new(),
-        slug: slug.into(),
-        name: format!("{slug} Inc"),
-        plan: "team".into(),
-        domains: Vec::new(),
-        billing_info: None,
-        deletion_policy: Default::default(),
-        paused: false,
-        generation: 1,
-        created_at: Timestamp::now(),
-        updated_at: Timestamp::now(),
-        created_by: None,
-        deletion_requested_at: None,
-        reconcile_request: None,
-        plan_request: None,
-        finalizers: Vec::new(),
-        status: Default::default(),
-    }
+    Tenant::new(slug, &format!("{slug} Inc"), "team", Timestamp::now())
 }
 
 /// Records an outcome in the tenant's status, as the runtime does.

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dezky_core::model::{DeletionPolicy, SystemStatus, Tenant, TenantStatus};
-use dezky_core::{Id, Timestamp};
+use dezky_core::model::{SystemStatus, Tenant};
+use dezky_core::Timestamp;
 use dezky_simulators::ocis::{OcisSim, OcisSimOptions};
 use dezky_simulators::oidc::OidcSim;
 use dezky_upstream::oidc_token::TokenSource;
@@ -63,25 +63,7 @@ async fn env() -> Env {
 }
 
 pub(super) fn tenant(slug: &str, name: &str, plan: &str) -> Tenant {
-    Tenant {
-        id: Id::new(),
-        slug: slug.into(),
-        name: name.into(),
-        plan: plan.into(),
-        domains: Vec::new(),
-        billing_info: None,
-        deletion_policy: DeletionPolicy::Delete,
-        paused: false,
-        generation: 1,
-        created_at: Timestamp::now(),
-        updated_at: Timestamp::now(),
-        created_by: None,
-        deletion_requested_at: None,
-        reconcile_request: None,
-        plan_request: None,
-        finalizers: Vec::new(),
-        status: TenantStatus::default(),
-    }
+    Tenant::new(slug, name, plan, Timestamp::now())
 }
 
 impl Env {
