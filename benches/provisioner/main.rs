@@ -1,0 +1,97 @@
+//! `cargo bench --bench provisioner` (`make bench`): the benchmark report
+//! of DESIGN §9, against a real `mongod` (started like the integration
+//! tests start it, or `MONGODB_URI`) and the API, controller and
+//! simulators in this process on loopback. It prints figures and ratios,
+//! never asserts on timings; `docs/benchmarks.md` explains each figure.
+//!
+//! `BENCH_QUICK=1` (or the argument `quick`) runs smaller numbers.
+//! Under `cargo test --all-targets` (no `--bench` argument) it does nothing.
+
+mod api_load;
+mod failover;
+mod latency;
+mod report;
+mod scale;
+mod stack;
+
+#[allow(dead_code)]
+#[path = "../../tests/it/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use report::Summary;
+use stack::Backend;
+
+/// How big each scenario is.
+struct Scale {
+    name: &'static str,
+    /// Tenants created one at a time per latency run.
+    latency_tenants: usize,
+    /// Tenants inserted at once for throughput, resync and memory.
+    scale_tenants: usize,
+    /// Reconcile concurrency of the scale run.
+    concurrency: usize,
+    /// Concurrent API clients and time per route.
+    api_clients: usize,
+    api_duration: Duration,
+    /// Leader crashes.
+    failover_rounds: usize,
+}
+
+const DEFAULT: Scale = Scale {
+    name: "default",
+    latency_tenants: 200,
+    scale_tenants: 1000,
+    concurrency: 16,
+    api_clients: 4,
+    api_duration: Duration::from_secs(5),
+    failover_rounds: 3,
+};
+
+const QUICK: Scale = Scale {
+    name: "quick",
+    latency_tenants: 50,
+    scale_tenants: 200,
+    concurrency: 16,
+    api_clients: 4,
+    api_duration: Duration::from_secs(2),
+    failover_rounds: 1,
+};
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        println!("provisioner benchmark: not run under `cargo test`; use `cargo bench --bench provisioner`");
+        return;
+    }
+    let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
+        || args.iter().any(|a| a == "quick" || a == "--quick");
+    let scale = if quick { QUICK } else { DEFAULT };
+    let started = Instant::now();
+    println!(
+        "dezky provisioner benchmark ({} scale; {} cores; mongod {})",
+        scale.name,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if std::env::var("MONGODB_URI").is_ok_and(|v| !v.is_empty()) {
+            "from MONGODB_URI"
+        } else {
+            "embedded, single-node replica set"
+        }
+    );
+    let mut summary = Summary::default();
+
+    latency::post_to_active(Backend::Instant, scale.latency_tenants, &mut summary).await;
+    latency::post_to_active(Backend::Simulated, scale.latency_tenants, &mut summary).await;
+    let (tenants, concurrency) = (scale.scale_tenants, scale.concurrency);
+    let stack = scale::converge_and_resync(tenants, concurrency, &mut summary).await;
+    let slugs: Vec<String> = (0..tenants).map(scale::slug).collect();
+    let (clients, duration) = (scale.api_clients, scale.api_duration);
+    api_load::reads(&stack, &slugs, clients, duration, &mut summary).await;
+    drop(stack);
+    failover::failover(scale.failover_rounds, &mut summary).await;
+
+    summary.print();
+    println!("\ntotal time {:.1} s", started.elapsed().as_secs_f64());
+}
