@@ -15,6 +15,7 @@ use tracing::info;
 
 use crate::config::{
     ApiArgs, ControllerArgs, ControllerTuning, HttpArgs, OidcArgs, ServeArgs, TenantArgs,
+    UpstreamArgs,
 };
 use crate::database::Database;
 use crate::upstreams::{self, Shared};
@@ -24,21 +25,15 @@ pub async fn serve(args: ServeArgs, prometheus: PrometheusHandle) -> anyhow::Res
     let db = Database::open(&args.mongo).await?;
     let http = outbound(&args.http)?;
     seed(&db.store, &args.tenants).await?;
-    let reconcilers = upstreams::reconcilers(
+    let controller = build_controller(
+        &db.store,
         &args.upstreams,
-        Shared {
-            http: http.clone(),
-            group_prefix: &args.tenants.group_prefix,
-            plans: &args.tenants.plan_quotas,
-            oidc_issuer: Some(&args.oidc.oidc_issuer),
-        },
+        &args.tenants,
+        &args.controller,
+        http.clone(),
+        Some(&args.oidc.oidc_issuer),
     )
     .await?;
-    let controller = Controller::new(
-        db.store.clone(),
-        reconcilers,
-        controller_config(&args.controller),
-    );
     let readiness = controller_readiness(controller.health());
     let router = api_router(
         &db.store,
@@ -49,12 +44,7 @@ pub async fn serve(args: ServeArgs, prometheus: PrometheusHandle) -> anyhow::Res
         prometheus,
     )
     .await?;
-    let stop = shutdown_signal();
-    let controller = tokio::spawn(controller.run(stop.clone()));
-    listen(&args.http, router, stop).await?;
-    controller.await.context("controller task")?;
-    db.close().await;
-    Ok(())
+    run_until_signal(db, &args.http, router, Some(controller)).await
 }
 
 /// `provisioner api`.
@@ -71,36 +61,64 @@ pub async fn api(args: ApiArgs, prometheus: PrometheusHandle) -> anyhow::Result<
         prometheus,
     )
     .await?;
-    listen(&args.http, router, shutdown_signal()).await?;
-    db.close().await;
-    Ok(())
+    run_until_signal(db, &args.http, router, None).await
 }
 
 /// `provisioner controller`.
 pub async fn controller(args: ControllerArgs, prometheus: PrometheusHandle) -> anyhow::Result<()> {
     let db = Database::open(&args.mongo).await?;
     let http = outbound(&args.http)?;
-    let reconcilers = upstreams::reconcilers(
+    let controller = build_controller(
+        &db.store,
         &args.upstreams,
-        Shared {
-            http,
-            group_prefix: &args.tenants.group_prefix,
-            plans: &args.tenants.plan_quotas,
-            oidc_issuer: args.oidc_issuer.as_deref(),
-        },
+        &args.tenants,
+        &args.controller,
+        http,
+        args.oidc_issuer.as_deref(),
     )
     .await?;
-    let controller = Controller::new(
-        db.store.clone(),
-        reconcilers,
-        controller_config(&args.controller),
-    );
     let readiness = controller_readiness(controller.health());
     let router = dezky_api::ops::router(db.store.db.clone(), readiness, prometheus);
+    run_until_signal(db, &args.http, router, Some(controller)).await
+}
+
+/// The controller with one reconciler per configured upstream.
+async fn build_controller(
+    store: &Store,
+    upstreams: &UpstreamArgs,
+    tenants: &TenantArgs,
+    tuning: &ControllerTuning,
+    http: reqwest::Client,
+    oidc_issuer: Option<&str>,
+) -> anyhow::Result<Controller> {
+    let shared = Shared {
+        http,
+        group_prefix: &tenants.group_prefix,
+        plans: &tenants.plan_quotas,
+        oidc_issuer,
+    };
+    let reconcilers = upstreams::reconcilers(upstreams, shared).await?;
+    Ok(Controller::new(
+        store.clone(),
+        reconcilers,
+        controller_config(tuning),
+    ))
+}
+
+/// Serves `router` (and runs `controller`) until SIGINT/SIGTERM, then lets
+/// both finish and closes the database.
+async fn run_until_signal(
+    db: Database,
+    http: &HttpArgs,
+    router: Router,
+    controller: Option<Controller>,
+) -> anyhow::Result<()> {
     let stop = shutdown_signal();
-    let controller = tokio::spawn(controller.run(stop.clone()));
-    listen(&args.http, router, stop).await?;
-    controller.await.context("controller task")?;
+    let controller = controller.map(|c| tokio::spawn(c.run(stop.clone())));
+    listen(http, router, stop).await?;
+    if let Some(controller) = controller {
+        controller.await.context("controller task")?;
+    }
     db.close().await;
     Ok(())
 }
