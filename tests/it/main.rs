@@ -5,4 +5,5 @@
 mod api;
 mod controller;
 mod demo;
+mod e2e;
 mod support;

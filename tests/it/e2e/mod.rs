@@ -1,0 +1,10 @@
+//! End-to-end tests: the real `provisioner` binary (`serve`, or `api` and
+//! `controller` as separate processes) driven over HTTP, against the test
+//! `mongod` (a fresh database per test) and the three upstream simulators
+//! running in this test process, so a test can break things out of band
+//! through the simulators' Rust handles and watch the binary heal them.
+
+mod harness;
+mod healing;
+mod lifecycle;
+mod processes;
