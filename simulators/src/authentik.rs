@@ -15,17 +15,16 @@ mod routes;
 #[cfg(test)]
 mod tests;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use serde_json::{Map, Value};
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::faults::{self, Faults};
+use crate::endpoint::{self, Endpoint};
+use crate::faults::Faults;
 use crate::oidc::{OidcProvider, OidcSim};
-use crate::recording::{self, Recorder};
+use crate::recording::Recorder;
 
 pub use model::{SimGroup, SimGroupError};
 
@@ -62,21 +61,17 @@ impl Default for AuthentikSimOptions {
 
 /// A running simulated Authentik; the server stops when the handle drops.
 pub struct AuthentikSim {
-    addr: SocketAddr,
+    endpoint: Endpoint,
     shared: Arc<routes::Shared>,
-    faults: Faults,
-    recorder: Recorder,
     oidc: OidcProvider,
-    server: JoinHandle<()>,
 }
 
 impl AuthentikSim {
     /// Binds `127.0.0.1:<options.port>` and serves until the handle is dropped.
     pub async fn start(options: AuthentikSimOptions) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
-        let addr = listener.local_addr()?;
+        let listener = endpoint::bind(options.port).await?;
         let oidc = OidcProvider::new(
-            &format!("http://{addr}"),
+            &endpoint::url_of(&listener)?,
             &options.oidc_app_slug,
             &options.oidc_client_id,
         );
@@ -86,38 +81,20 @@ impl AuthentikSim {
             legacy_parent_shape: options.legacy_parent_shape,
             float_pagination: options.float_pagination,
         });
-        let faults = Faults::new();
-        let recorder = Recorder::default();
         let app = Router::new()
             .merge(routes::router(shared.clone()))
             .merge(oidc.router())
-            .fallback(routes::not_found)
-            .layer(axum::middleware::from_fn_with_state(
-                faults.clone(),
-                faults::layer,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                recorder.clone(),
-                recording::layer,
-            ));
-        let server = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
-                tracing::error!(%error, "authentik simulator stopped");
-            }
-        });
+            .fallback(routes::not_found);
         Ok(AuthentikSim {
-            addr,
+            endpoint: Endpoint::serve("authentik", listener, app)?,
             shared,
-            faults,
-            recorder,
             oidc,
-            server,
         })
     }
 
     /// Base URL (what `AUTHENTIK_API_URL` is set to), without a trailing slash.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.endpoint.url()
     }
 
     /// The accepted API token.
@@ -127,7 +104,7 @@ impl AuthentikSim {
 
     /// Fault injection and request counters.
     pub fn faults(&self) -> &Faults {
-        &self.faults
+        self.endpoint.faults()
     }
 
     /// The OIDC provider served under `/application/o/` (keys, clients,
@@ -138,7 +115,7 @@ impl AuthentikSim {
 
     /// Every request received (method, path, query, JSON body).
     pub fn recorder(&self) -> &Recorder {
-        &self.recorder
+        self.endpoint.recorder()
     }
 
     /// All groups, ordered by name.
@@ -199,11 +176,5 @@ impl AuthentikSim {
             .groups()
             .remove(pk)
             .ok_or(SimGroupError::NotFound(pk))
-    }
-}
-
-impl Drop for AuthentikSim {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }

@@ -8,6 +8,7 @@
 //! could do: inject faults ([`faults`]) and change objects out of band.
 
 pub mod authentik;
+mod endpoint;
 pub mod faults;
 pub mod ocis;
 pub mod oidc;

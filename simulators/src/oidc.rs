@@ -9,7 +9,6 @@
 //! [`OidcSim`] serves only OIDC on its own loopback port.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,7 +29,8 @@ use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
 use serde_json::{json, Map, Value};
 
-use crate::faults::{self, Faults};
+use crate::endpoint::{self, Endpoint};
+use crate::faults::Faults;
 
 /// Authentik's default access-token validity (`minutes=5`).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
@@ -419,9 +419,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 /// when the handle is dropped.
 pub struct OidcSim {
     provider: OidcProvider,
-    faults: Faults,
-    addr: SocketAddr,
-    server: tokio::task::JoinHandle<()>,
+    endpoint: Endpoint,
 }
 
 impl OidcSim {
@@ -437,37 +435,22 @@ impl OidcSim {
 
     /// Starts a provider for `app_slug` whose client id is `client_id`.
     pub async fn start_with(app_slug: &str, client_id: &str) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let provider = OidcProvider::new(&format!("http://{addr}"), app_slug, client_id);
-        let faults = Faults::new();
-        let app = provider
-            .router()
-            .layer(axum::middleware::from_fn_with_state(
-                faults.clone(),
-                faults::layer,
-            ));
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::warn!(error = %e, "OIDC simulator stopped");
-            }
-        });
+        let listener = endpoint::bind(0).await?;
+        let provider = OidcProvider::new(&endpoint::url_of(&listener)?, app_slug, client_id);
         Ok(OidcSim {
+            endpoint: Endpoint::serve("OIDC", listener, provider.router())?,
             provider,
-            faults,
-            addr,
-            server,
         })
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.endpoint.url()
     }
 
     /// The fault switchboard of this server.
     pub fn faults(&self) -> &Faults {
-        &self.faults
+        self.endpoint.faults()
     }
 
     /// The provider (keys, clients, minting); also reachable through `Deref`.
@@ -480,12 +463,6 @@ impl Deref for OidcSim {
     type Target = OidcProvider;
     fn deref(&self) -> &OidcProvider {
         &self.provider
-    }
-}
-
-impl Drop for OidcSim {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 

@@ -10,11 +10,11 @@ mod auth;
 mod model;
 mod routes;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::faults::{self, Faults};
-use crate::recording::{self, Recorder};
+use crate::endpoint::{self, Endpoint};
+use crate::faults::Faults;
+use crate::recording::Recorder;
 
 pub use model::{SimDrive, SimPermission};
 
@@ -53,10 +53,7 @@ impl Shared {
 /// when the handle is dropped.
 pub struct OcisSim {
     shared: Shared,
-    faults: Faults,
-    recorder: Recorder,
-    addr: SocketAddr,
-    server: tokio::task::JoinHandle<()>,
+    endpoint: Endpoint,
 }
 
 impl OcisSim {
@@ -67,56 +64,36 @@ impl OcisSim {
 
     /// Like [`OcisSim::start`], on `127.0.0.1:<port>` (0 = any free port).
     pub async fn start_on(options: OcisSimOptions, port: u16) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        let addr = listener.local_addr()?;
+        let listener = endpoint::bind(port).await?;
         let shared = Shared {
             verifier: Arc::new(auth::JwksVerifier::new(options.jwks_url, options.issuer)),
             state: Arc::default(),
-            base_url: format!("http://{addr}"),
+            base_url: endpoint::url_of(&listener)?,
             null_empty_list: options.null_empty_list,
         };
-        let faults = Faults::new();
-        let recorder = Recorder::default();
-        let app = routes::router(shared.clone())
-            .layer(axum::middleware::from_fn_with_state(
-                shared.clone(),
-                auth::layer,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                faults.clone(),
-                faults::layer,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                recorder.clone(),
-                recording::layer,
-            ));
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::warn!(error = %e, "oCIS simulator stopped");
-            }
-        });
+        let app = routes::router(shared.clone()).layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            auth::layer,
+        ));
         Ok(OcisSim {
+            endpoint: Endpoint::serve("oCIS", listener, app)?,
             shared,
-            faults,
-            recorder,
-            addr,
-            server,
         })
     }
 
     /// `http://127.0.0.1:<port>` (`OCIS_API_URL`; the API is under `/graph`).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.endpoint.url()
     }
 
     /// The fault switchboard of this server.
     pub fn faults(&self) -> &Faults {
-        &self.faults
+        self.endpoint.faults()
     }
 
     /// Every request received (for contract tests), including rejected ones.
     pub fn recorder(&self) -> &Recorder {
-        &self.recorder
+        self.endpoint.recorder()
     }
 
     /// Every space (disabled ones included), in creation order.
@@ -223,12 +200,6 @@ impl OcisSim {
             }
             None => false,
         }
-    }
-}
-
-impl Drop for OcisSim {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 

@@ -11,15 +11,14 @@ mod jmap;
 mod model;
 mod routes;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use serde_json::{json, Map, Value};
-use tokio::task::JoinHandle;
 
-use crate::faults::{self, Faults};
-use crate::recording::{self, Recorder};
+use crate::endpoint::{self, Endpoint};
+use crate::faults::Faults;
+use crate::recording::Recorder;
 
 pub use model::{LinkKind, SimDkimSignature, SimDomain, SimLink, SimSetError};
 
@@ -46,11 +45,8 @@ impl Default for StalwartSimOptions {
 
 /// A running simulated Stalwart; the server stops when the handle drops.
 pub struct StalwartSim {
-    addr: SocketAddr,
+    endpoint: Endpoint,
     shared: Arc<routes::Shared>,
-    faults: Faults,
-    recorder: Recorder,
-    server: JoinHandle<()>,
 }
 
 impl StalwartSim {
@@ -69,48 +65,29 @@ impl StalwartSim {
             revoked: Mutex::new(false),
             denied: Mutex::default(),
         });
-        let faults = Faults::new();
-        let recorder = Recorder::default();
         let app = Router::new()
             .merge(routes::router(shared.clone()))
-            .fallback(routes::not_found)
-            .layer(axum::middleware::from_fn_with_state(
-                faults.clone(),
-                faults::layer,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                recorder.clone(),
-                recording::layer,
-            ));
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        let addr = listener.local_addr()?;
-        let server = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
-                tracing::error!(%error, "stalwart simulator stopped");
-            }
-        });
+            .fallback(routes::not_found);
+        let listener = endpoint::bind(port).await?;
         Ok(StalwartSim {
-            addr,
+            endpoint: Endpoint::serve("stalwart", listener, app)?,
             shared,
-            faults,
-            recorder,
-            server,
         })
     }
 
     /// Base URL (what `STALWART_API_URL` is set to), without a trailing slash.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.endpoint.url()
     }
 
     /// Fault injection and request counters.
     pub fn faults(&self) -> &Faults {
-        &self.faults
+        self.endpoint.faults()
     }
 
     /// Every request received (method, path, query, JSON body).
     pub fn recorder(&self) -> &Recorder {
-        &self.recorder
+        self.endpoint.recorder()
     }
 
     /// All domains, ordered by id.
@@ -219,12 +196,6 @@ impl StalwartSim {
         } else {
             set.remove(method);
         }
-    }
-}
-
-impl Drop for StalwartSim {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 
