@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use dezky_core::store::Store;
 use dezky_core::{Id, Timestamp};
-use futures::TryStreamExt;
 use mongodb::bson::{self, doc, Document};
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType, ResumeToken};
 use mongodb::change_stream::ChangeStream;
@@ -107,12 +106,14 @@ impl TenantWatch {
                     continue;
                 }
             };
-            if relist || saved.is_none() {
-                self.relist(queue).await;
-            }
+            let listed_at = if relist || saved.is_none() {
+                self.relist(queue).await
+            } else {
+                None
+            };
             self.health.set_synced(true);
             debug!("watch synced");
-            relist = self.follow(&mut stream, queue, &stop).await;
+            relist = self.follow(&mut stream, queue, &stop, listed_at).await;
         }
     }
 
@@ -135,23 +136,37 @@ impl TenantWatch {
         Ok(stream)
     }
 
-    /// Schedules every tenant now.
-    async fn relist(&self, queue: &WorkQueue) {
+    /// Schedules every tenant now. Returns the cluster time the list was read
+    /// at: events older than that are already covered by it.
+    async fn relist(&self, queue: &WorkQueue) -> Option<bson::Timestamp> {
         let now = tokio::time::Instant::now();
         let tenants = self.store.tenants.clone_with_type::<Document>();
-        let found = tenants.find(doc! {}).projection(doc! { "_id": 1 }).await;
+        let mut session = match self.store.db.client().start_session().await {
+            Ok(session) => session,
+            Err(e) => {
+                warn!(error = %e, "relist failed");
+                return None;
+            }
+        };
+        let found = tenants
+            .find(doc! {})
+            .projection(doc! { "_id": 1 })
+            .session(&mut session)
+            .await;
+        // The time of the initial read: every write before it is in the list.
+        let read_at = session.operation_time();
         let mut count = 0usize;
         match found {
             Ok(mut cursor) => loop {
-                match cursor.try_next().await {
-                    Ok(Some(d)) => {
+                match cursor.next(&mut session).await {
+                    Some(Ok(d)) => {
                         if let Ok(id) = d.get_object_id("_id") {
                             queue.schedule(Id(id), now);
                             count += 1;
                         }
                     }
-                    Ok(None) => break,
-                    Err(e) => {
+                    None => break,
+                    Some(Err(e)) => {
                         warn!(error = %e, "relist interrupted");
                         break;
                     }
@@ -161,6 +176,7 @@ impl TenantWatch {
         }
         metrics::counter!("controller_relists_total").increment(1);
         info!(tenants = count, "relisted all tenants");
+        read_at
     }
 
     /// Follows the stream until it ends or `stop`; returns whether a relist
@@ -170,6 +186,7 @@ impl TenantWatch {
         stream: &mut ChangeStream<ChangeStreamEvent<Document>>,
         queue: &WorkQueue,
         stop: &CancellationToken,
+        listed_at: Option<bson::Timestamp>,
     ) -> bool {
         let mut last_save = Instant::now();
         loop {
@@ -184,7 +201,7 @@ impl TenantWatch {
             };
             match next {
                 Ok(Some(event)) => {
-                    if self.handle(&event, queue) {
+                    if self.handle(&event, queue, listed_at) {
                         self.clear_token().await;
                         return true;
                     }
@@ -213,13 +230,25 @@ impl TenantWatch {
     }
 
     /// Schedules the tenant of one event; returns true for `invalidate`.
-    fn handle(&self, event: &ChangeStreamEvent<Document>, queue: &WorkQueue) -> bool {
+    /// Events written before `listed_at` are skipped: the relist read their
+    /// result already (the stream is opened before the list, so it replays them).
+    fn handle(
+        &self,
+        event: &ChangeStreamEvent<Document>,
+        queue: &WorkQueue,
+        listed_at: Option<bson::Timestamp>,
+    ) -> bool {
         if let Some(at) = event.cluster_time {
             let lag = Timestamp::now().millis() / 1000 - i64::from(at.time);
             metrics::gauge!("change_stream_lag_seconds").set(lag.max(0) as f64);
         }
         if event.operation_type == OperationType::Invalidate {
             return true;
+        }
+        if let (Some(at), Some(listed)) = (event.cluster_time, listed_at) {
+            if at < listed {
+                return false;
+            }
         }
         let id = event
             .document_key

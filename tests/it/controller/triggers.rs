@@ -333,3 +333,42 @@ async fn a_paused_tenant_is_observed_but_never_written() {
     assert!(fakes.authentik.dry_runs(a) >= 1);
     running.shutdown().await;
 }
+
+// Multi-threaded, so passes start while the watcher is still reading events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_replayed_from_the_resume_token_and_seen_by_the_relist_cost_one_pass() {
+    let store = fresh_store().await;
+    // A resume token from before the inserts, as a stopped controller leaves it.
+    let stream = store
+        .tenants
+        .clone_with_type::<Document>()
+        .watch()
+        .pipeline(TenantWatch::pipeline())
+        .await
+        .unwrap();
+    let token = mongodb::bson::to_bson(&stream.resume_token().unwrap()).unwrap();
+    store
+        .controller_state
+        .insert_one(doc! { "_id": "tenants-watch", "resumeToken": token })
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(insert(&store, &tenant(&format!("replayed-{i}"))).await);
+    }
+    // The controller resumes (replaying the inserts) and relists (finding
+    // them); slow passes make replayed events arrive while passes still run.
+    let fakes = Fakes::slow(Duration::from_millis(100));
+    let running = Running::start_synced(&store, fakes.reconcilers(), config()).await;
+    for id in &ids {
+        until("active", PATIENCE, || in_phase(&store, *id, Phase::Active)).await;
+    }
+    let sentinel = insert(&store, &tenant("replayed-sentinel")).await;
+    until("sentinel active", PATIENCE, || {
+        in_phase(&store, sentinel, Phase::Active)
+    })
+    .await;
+    let passes: Vec<usize> = ids.iter().map(|id| fakes.ocis.applies(*id)).collect();
+    assert_eq!(passes, [1; 10], "passes per tenant");
+    running.shutdown().await;
+}
