@@ -135,7 +135,7 @@ async fn tour_and_help(
     println!();
     println!("== Try it ==");
     println!("Base URL: {}", api.base());
-    simulate::print_token_help(token, args.http.listen_addr);
+    print!("{}", simulate::token_help(token, args.http.listen_addr));
     let base = api.base();
     let auth = "-H \"Authorization: Bearer $TOKEN\"";
     println!("  curl -s {auth} {base}/tenants/acme");

@@ -2,6 +2,7 @@
 //! ([`Simulators`], from `dezky_simulators::suite`), and prints how to point
 //! `provisioner serve` at them; plus their settings for the in-process demo.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -70,41 +71,38 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     })
     .await?;
     let stop = run::shutdown_signal();
-    println!("Upstream simulators are running (Ctrl-C to stop):");
-    println!(
-        "  Authentik  {}  (groups API and OIDC provider)",
-        sims.authentik.url()
+    let mut text = format!(
+        "Upstream simulators are running (Ctrl-C to stop):\n  \
+         Authentik  {}  (groups API and OIDC provider)\n  Stalwart   {}\n  oCIS       {}\n\n\
+         Point `provisioner serve` at them:\n\n",
+        sims.authentik.url(),
+        sims.stalwart.url(),
+        sims.ocis.url()
     );
-    println!("  Stalwart   {}", sims.stalwart.url());
-    println!("  oCIS       {}", sims.ocis.url());
-    println!();
-    println!("Point `provisioner serve` at them:");
-    println!();
-    print_exports(&sims);
-    println!();
-    print_token_help(&admin_token(&sims), args.listen_addr);
+    for (name, value) in sims.env() {
+        text.push_str(&format!("export {name}={value}\n"));
+    }
+    text.push('\n');
+    text.push_str(&token_help(&admin_token(&sims), args.listen_addr));
+    // Whoever reads our output may stop reading; the simulators keep running.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+    drop(stdout);
     stop.cancelled().await;
     Ok(())
 }
 
-/// Prints `export NAME=value` for every setting of [`Simulators::env`].
-pub fn print_exports(sims: &Simulators) {
-    for (name, value) in sims.env() {
-        println!("export {name}={value}");
-    }
-}
-
-/// Prints a ready platform-admin `token` and how to use it against `api`.
-pub fn print_token_help(token: &str, api: SocketAddr) {
-    println!(
+/// A ready platform-admin `token` and how to use it against `api`.
+pub fn token_help(token: &str, api: SocketAddr) -> String {
+    format!(
         "A platform-admin token (sub {ADMIN_SUBJECT}, group {DEFAULT_ADMIN_GROUP}), valid for {} days \
-         and only while these simulators run (their signing key is new on every start):",
+         and only while these simulators run (their signing key is new on every start):\n\n\
+         export TOKEN={token}\n\n\
+         Sync its claims once (this makes the user a platform admin), then call the API:\n  \
+         curl -s -H \"Authorization: Bearer $TOKEN\" http://{api}/users/me\n  \
+         curl -s -H \"Authorization: Bearer $TOKEN\" http://{api}/tenants\n",
         ADMIN_TOKEN_LIFETIME.as_secs() / 86_400
-    );
-    println!();
-    println!("export TOKEN={token}");
-    println!();
-    println!("Sync its claims once (this makes the user a platform admin), then call the API:");
-    println!("  curl -s -H \"Authorization: Bearer $TOKEN\" http://{api}/users/me");
-    println!("  curl -s -H \"Authorization: Bearer $TOKEN\" http://{api}/tenants");
+    )
 }
