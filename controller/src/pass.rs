@@ -17,6 +17,7 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::plan;
+use crate::queue::Trigger;
 use crate::reconcile::{Mode, Outcome, Reconciler, SystemError};
 use crate::status::{self, PassReport, SystemResult};
 
@@ -34,18 +35,24 @@ pub enum PassEnd {
     Gone,
 }
 
-/// Runs one pass for the tenant `id`.
+/// Runs one pass for the tenant `id`. Only a [`Trigger::Resync`] pass may be
+/// answered from the systems' snapshots; every other pass observes directly.
 pub async fn run(
     store: &Store,
     reconcilers: &Reconcilers,
     id: Id,
+    trigger: Trigger,
     system_timeout: Duration,
 ) -> Result<PassEnd, StoreError> {
     let Some(tenant) = store.tenants.find_one(doc! { "_id": id }).await? else {
         return Ok(PassEnd::Gone);
     };
-    let span =
-        tracing::info_span!("reconcile", tenant = %tenant.slug, generation = tenant.generation);
+    let span = tracing::info_span!(
+        "reconcile",
+        tenant = %tenant.slug,
+        generation = tenant.generation,
+        trigger = trigger.as_str()
+    );
     let tenant = Arc::new(tenant);
     async move {
         if let Some(token) = plan::pending_request(&tenant) {
@@ -54,7 +61,7 @@ pub async fn run(
         if tenant.is_deleting() {
             delete(store, reconcilers, tenant, system_timeout).await
         } else {
-            converge(store, reconcilers, tenant, system_timeout).await
+            converge(store, reconcilers, tenant, trigger, system_timeout).await
         }
     }
     .instrument(span)
@@ -65,6 +72,7 @@ async fn converge(
     store: &Store,
     reconcilers: &Reconcilers,
     tenant: Arc<Tenant>,
+    trigger: Trigger,
     system_timeout: Duration,
 ) -> Result<PassEnd, StoreError> {
     // Finalizers first: nothing is created upstream before its cleanup is guaranteed.
@@ -91,10 +99,12 @@ async fn converge(
     } else {
         Mode::Apply
     };
-    let results = run_systems(reconcilers, &tenant, mode, system_timeout, |r, t, m| {
-        Box::pin(async move { r.reconcile(&t, m).await })
-    })
-    .await;
+    let call: SystemCall = if trigger == Trigger::Resync {
+        |r, t, m| Box::pin(async move { r.resync(&t, m).await })
+    } else {
+        |r, t, m| Box::pin(async move { r.reconcile(&t, m).await })
+    };
+    let results = run_systems(reconcilers, &tenant, mode, system_timeout, call).await;
     let report = status::report(&tenant, results, Timestamp::now(), handled_token(&tenant));
     let needs_retry = report.needs_retry;
     record(store, &tenant, report, &[]).await?;

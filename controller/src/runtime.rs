@@ -29,7 +29,7 @@ use tracing::{error, info, warn};
 use crate::backoff::Backoff;
 use crate::lease::{Lease, CONTROLLER_LEASE};
 use crate::pass::{self, PassEnd, Reconcilers};
-use crate::queue::WorkQueue;
+use crate::queue::{Trigger, WorkQueue};
 use crate::watch::TenantWatch;
 
 /// Tunables of the controller (DESIGN §2).
@@ -172,7 +172,11 @@ impl Controller {
         let watch_stop = CancellationToken::new();
         // Aborted with this future: a crashed leader leaves nothing running.
         let watcher = AbortOnDropHandle::new(tokio::spawn({
-            let watch = TenantWatch::new(self.store.clone(), self.health.clone());
+            let watch = TenantWatch::new(
+                self.store.clone(),
+                self.health.clone(),
+                self.config.resync_interval,
+            );
             let queue = queue.clone();
             let stop = watch_stop.clone();
             async move { watch.run(&queue, stop).await }
@@ -223,10 +227,10 @@ impl Controller {
                 permit = permits.clone().acquire_owned() => permit,
             };
             let Ok(permit) = permit else { break };
-            let id = tokio::select! {
+            let (id, trigger) = tokio::select! {
                 _ = term.cancelled() => break,
                 _ = shutdown.cancelled() => break,
-                id = queue.next() => id,
+                next = queue.next() => next,
             };
             metrics::gauge!("queue_depth").set(queue.len() as f64);
             while in_flight.try_join_next().is_some() {}
@@ -238,7 +242,7 @@ impl Controller {
                 config: self.config.clone(),
             };
             in_flight.spawn(async move {
-                worker.pass(id).await;
+                worker.pass(id, trigger).await;
                 drop(permit);
             });
         }
@@ -256,7 +260,7 @@ struct Worker {
 }
 
 impl Worker {
-    async fn pass(self, id: Id) {
+    async fn pass(self, id: Id, trigger: Trigger) {
         let started = std::time::Instant::now();
         // Its own task: a panic or a hang fails this pass only.
         let store = self.store.clone();
@@ -265,7 +269,7 @@ impl Worker {
         let joined = tokio::time::timeout(
             timeout + Duration::from_secs(5),
             AbortOnDropHandle::new(tokio::spawn(async move {
-                pass::run(&store, &reconcilers, id, timeout).await
+                pass::run(&store, &reconcilers, id, trigger, timeout).await
             })),
         )
         .await;
@@ -284,17 +288,22 @@ impl Worker {
                 PassEnd::Retry
             }
         };
-        metrics::histogram!("reconcile_duration_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("reconcile_duration_seconds", "trigger" => trigger.as_str())
+            .record(started.elapsed().as_secs_f64());
         match end {
             PassEnd::Converged => {
                 self.backoff.reset(id);
-                self.queue
-                    .schedule(id, Instant::now() + jitter(self.config.resync_interval));
+                self.queue.schedule(
+                    id,
+                    Trigger::Resync,
+                    Instant::now() + jitter(self.config.resync_interval),
+                );
             }
             PassEnd::Retry => {
                 metrics::counter!("reconcile_retries_total").increment(1);
                 let delay = self.backoff.fail(id);
-                self.queue.schedule(id, Instant::now() + delay);
+                self.queue
+                    .schedule(id, Trigger::Retry, Instant::now() + delay);
             }
             PassEnd::Gone => self.backoff.reset(id),
         }

@@ -10,7 +10,10 @@
 //! - The stream is opened before the relist (watch-then-list), so no change
 //!   can fall between the list and the stream; duplicates are harmless.
 //! - Relist at start and whenever the stream cannot resume (history lost,
-//!   invalidate, a rejected token).
+//!   invalidate, a rejected token). A relist spreads the resyncs of
+//!   converged tenants over the resync interval (no thundering herd after a
+//!   restart); tenants that are not converged are queued as changes, with an
+//!   unhandled reconcile request as manual.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +26,7 @@ use mongodb::change_stream::ChangeStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::queue::WorkQueue;
+use crate::queue::{Trigger, WorkQueue};
 use crate::runtime::ControllerHealth;
 
 /// Tenant fields whose change is a trigger.
@@ -58,12 +61,18 @@ pub struct TenantWatch {
     store: Store,
     /// Told when the first relist is queued.
     health: Arc<ControllerHealth>,
+    /// A relist spreads converged tenants' resyncs over this interval.
+    resync_interval: Duration,
 }
 
 impl TenantWatch {
-    /// A watch over `store.tenants`.
-    pub fn new(store: Store, health: Arc<ControllerHealth>) -> Self {
-        TenantWatch { store, health }
+    /// A watch over `store.tenants`; relists spread resyncs over `resync_interval`.
+    pub fn new(store: Store, health: Arc<ControllerHealth>, resync_interval: Duration) -> Self {
+        TenantWatch {
+            store,
+            health,
+            resync_interval,
+        }
     }
 
     /// The change-stream pipeline (see the module doc).
@@ -150,7 +159,7 @@ impl TenantWatch {
         };
         let found = tenants
             .find(doc! {})
-            .projection(doc! { "_id": 1 })
+            .projection(relist_projection())
             .session(&mut session)
             .await;
         // The time of the initial read: every write before it is in the list.
@@ -161,7 +170,13 @@ impl TenantWatch {
                 match cursor.next(&mut session).await {
                     Some(Ok(d)) => {
                         if let Ok(id) = d.get_object_id("_id") {
-                            queue.schedule(Id(id), now);
+                            let (trigger, due) = match relist_trigger(&d) {
+                                Trigger::Resync => {
+                                    (Trigger::Resync, now + spread(self.resync_interval))
+                                }
+                                urgent => (urgent, now),
+                            };
+                            queue.schedule(Id(id), trigger, due);
                             count += 1;
                         }
                     }
@@ -263,11 +278,12 @@ impl TenantWatch {
                 .any(|k| k.starts_with("reconcileRequest") || k.starts_with("planRequest"))
         });
         debug!(tenant_id = %id, op = ?event.operation_type, manual, "tenant changed");
-        if manual {
-            queue.schedule_manual(Id(id));
+        let trigger = if manual {
+            Trigger::Manual
         } else {
-            queue.schedule(Id(id), tokio::time::Instant::now());
-        }
+            Trigger::Change
+        };
+        queue.schedule(Id(id), trigger, tokio::time::Instant::now());
         false
     }
 
@@ -308,6 +324,68 @@ impl TenantWatch {
             .delete_one(doc! { "_id": STATE_ID })
             .await;
     }
+}
+
+/// The fields a relist reads to tell converged tenants from the rest.
+fn relist_projection() -> Document {
+    doc! {
+        "_id": 1,
+        "generation": 1,
+        "deletionRequestedAt": 1,
+        "reconcileRequest.token": 1,
+        "planRequest.token": 1,
+        "status.plan.token": 1,
+        "status.phase": 1,
+        "status.observedGeneration": 1,
+        "status.lastHandledReconcileToken": 1,
+    }
+}
+
+/// How a relisted tenant is queued: `Resync` only when its status says it
+/// converged at its current generation and nothing is asked of it.
+fn relist_trigger(tenant: &Document) -> Trigger {
+    let status = tenant.get_document("status").ok();
+    let token = |doc: Option<&Document>, key: &str| {
+        doc.and_then(|d| d.get_document(key).ok())
+            .and_then(|r| r.get_str("token").ok())
+            .map(str::to_owned)
+    };
+    let unanswered =
+        |asked: Option<String>, answered: Option<String>| asked.is_some() && asked != answered;
+    let handled = status
+        .and_then(|s| s.get_str("lastHandledReconcileToken").ok())
+        .map(str::to_owned);
+    if unanswered(token(Some(tenant), "reconcileRequest"), handled)
+        || unanswered(token(Some(tenant), "planRequest"), token(status, "plan"))
+    {
+        return Trigger::Manual;
+    }
+    let generation = tenant.get("generation").and_then(bson_int);
+    let observed = status
+        .and_then(|s| s.get("observedGeneration"))
+        .and_then(bson_int);
+    let deleting = tenant
+        .get("deletionRequestedAt")
+        .is_some_and(|d| d != &bson::Bson::Null);
+    let active = status.and_then(|s| s.get_str("phase").ok()) == Some("active");
+    if !deleting && active && generation.is_some() && generation == observed {
+        Trigger::Resync
+    } else {
+        Trigger::Change
+    }
+}
+
+fn bson_int(value: &bson::Bson) -> Option<i64> {
+    match value {
+        bson::Bson::Int32(n) => Some(i64::from(*n)),
+        bson::Bson::Int64(n) => Some(*n),
+        _ => None,
+    }
+}
+
+/// A uniformly random delay in `[0, interval)`.
+fn spread(interval: Duration) -> Duration {
+    interval.mul_f64(rand::random::<f64>())
 }
 
 fn command_code(e: &mongodb::error::Error) -> Option<i32> {

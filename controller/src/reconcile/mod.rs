@@ -187,6 +187,14 @@ pub trait Reconciler: Send + Sync + 'static {
     /// state, and (in [`Mode::Apply`]) converge them.
     async fn reconcile(&self, tenant: &Tenant, mode: Mode) -> Result<Outcome, SystemError>;
 
+    /// A periodic resync: like [`Reconciler::reconcile`], but a tenant that
+    /// the system's snapshot shows converged may be answered from it without
+    /// a request. Anything else (a miss, drift) falls back to `reconcile`,
+    /// which observes directly before it writes.
+    async fn resync(&self, tenant: &Tenant, mode: Mode) -> Result<Outcome, SystemError> {
+        self.reconcile(tenant, mode).await
+    }
+
     /// Remove the tenant's objects after a deletion request (only called when
     /// `deletionPolicy = delete`). `Ok` with state `Ok` means nothing of the
     /// tenant is left upstream and the finalizer may go.
