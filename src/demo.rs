@@ -76,6 +76,7 @@ async fn with_database(
             group_prefix: &args.tenants.group_prefix,
             plans: &args.tenants.plan_quotas,
             oidc_issuer: Some(&sims.oidc_issuer()),
+            snapshot_age: args.resync_interval,
         },
     )
     .await?;

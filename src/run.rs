@@ -96,6 +96,7 @@ async fn build_controller(
         group_prefix: &tenants.group_prefix,
         plans: &tenants.plan_quotas,
         oidc_issuer,
+        snapshot_age: tuning.resync_interval,
     };
     let reconcilers = upstreams::reconcilers(upstreams, shared).await?;
     Ok(Controller::new(

@@ -23,6 +23,9 @@ pub struct Shared<'a> {
     pub group_prefix: &'a str,
     pub plans: &'a PlanQuotas,
     pub oidc_issuer: Option<&'a str>,
+    /// How long a system's snapshot serves resyncs before it is listed again
+    /// (the resync interval: one list per system per interval).
+    pub snapshot_age: std::time::Duration,
 }
 
 /// One reconciler per configured system.
@@ -37,7 +40,11 @@ pub async fn reconcilers(args: &UpstreamArgs, shared: Shared<'_>) -> anyhow::Res
             AuthentikClient::new(shared.http.clone(), url, token).context("AUTHENTIK_API_URL")?;
         out.insert(
             System::Authentik,
-            Arc::new(AuthentikReconciler::new(client, shared.group_prefix)),
+            Arc::new(AuthentikReconciler::new(
+                client,
+                shared.group_prefix,
+                shared.snapshot_age,
+            )),
         );
     }
     if let Some(url) = &args.stalwart_api_url {

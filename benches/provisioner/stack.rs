@@ -186,7 +186,11 @@ impl Upstreams {
         let mut map = Reconcilers::new();
         map.insert(
             System::Authentik,
-            Arc::new(AuthentikReconciler::new(authentik, "tenant-")),
+            Arc::new(AuthentikReconciler::new(
+                authentik,
+                "tenant-",
+                Duration::from_secs(3600),
+            )),
         );
         map.insert(
             System::Stalwart,

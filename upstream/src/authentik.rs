@@ -22,8 +22,10 @@ pub use group::{Group, GroupPatch, NewGroup};
 /// Metrics label of Authentik calls.
 const SYSTEM: &str = "authentik";
 
-/// Page size asked for when listing (Authentik's default).
-const PAGE_SIZE: u32 = 100;
+/// Page size asked for when listing. Authentik's paginator sets no
+/// `max_page_size` (`authentik/api/pagination.py`), so a larger page than its
+/// default of 100 is honoured; 500 groups (without users) stay a light page.
+const PAGE_SIZE: u32 = 500;
 
 /// Longest upstream error text kept in a message.
 const MAX_DETAIL: usize = 300;

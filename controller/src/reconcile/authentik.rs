@@ -3,7 +3,11 @@
 //! `dezky_tenant_slug`, `dezky_tenant_id` and `dezky_managed_by`.
 //!
 //! Invariants:
-//! - A converged tenant costs one `GET` of the stored group and no write.
+//! - A converged tenant costs one `GET` of the stored group and no write on
+//!   a direct pass, and no request at all on a resync answered from the
+//!   snapshot of every managed group (listed by the `dezky_managed_by`
+//!   attribute, 500 groups a page). A resync that sees anything but "in
+//!   sync" in the snapshot runs the direct pass, which reads before it writes.
 //! - Drift in an owned field (the name, the three marker keys) is set back
 //!   with one `PATCH` carrying only the differing fields; attribute keys we
 //!   do not own survive (the server replaces `attributes` whole, so the
@@ -11,12 +15,16 @@
 //! - A group marked for another tenant is a conflict and is never written;
 //!   an unmarked group with our name is adopted.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use dezky_core::model::{group_name, System, SystemState, Tenant};
 use dezky_upstream::authentik::{AuthentikClient, AuthentikError, Group, GroupPatch, NewGroup};
 use serde_json::{Map, Value};
 
 use super::{Action, ActionKind, Mode, Outcome, Reconciler, SystemError};
+use crate::snapshot::{Indexed, Snapshot};
 
 /// Attribute key holding the tenant slug.
 pub const ATTR_TENANT_SLUG: &str = "dezky_tenant_slug";
@@ -32,6 +40,21 @@ pub struct AuthentikReconciler {
     client: AuthentikClient,
     /// Group names are `{group_prefix}{slug}` (default `tenant-`).
     group_prefix: String,
+    /// Every group carrying `dezky_managed_by`, for resyncs.
+    snapshot: Arc<Snapshot<Group>>,
+}
+
+impl Indexed for Group {
+    fn key(&self) -> String {
+        self.pk.clone()
+    }
+
+    fn owner(&self) -> Option<String> {
+        self.attributes
+            .get(ATTR_TENANT_ID)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
 }
 
 /// How the group was found; decides what an unmarked group means.
@@ -54,12 +77,51 @@ enum Owner {
 }
 
 impl AuthentikReconciler {
-    /// A reconciler sending through `client`, naming groups `{group_prefix}{slug}`.
-    pub fn new(client: AuthentikClient, group_prefix: impl Into<String>) -> Self {
+    /// A reconciler sending through `client`, naming groups `{group_prefix}{slug}`;
+    /// resyncs use a snapshot listed at most every `snapshot_age`.
+    pub fn new(
+        client: AuthentikClient,
+        group_prefix: impl Into<String>,
+        snapshot_age: Duration,
+    ) -> Self {
         AuthentikReconciler {
             client,
             group_prefix: group_prefix.into(),
+            snapshot: Arc::new(Snapshot::new("authentik", snapshot_age)),
         }
+    }
+
+    /// The resync answer from the snapshot, when it shows the tenant's group
+    /// (at its stored id) in sync; `None` sends the pass upstream.
+    async fn from_snapshot(&self, tenant: &Tenant) -> Option<Outcome> {
+        let tenant_id = tenant.id.to_string();
+        let listed = self
+            .snapshot
+            .read(
+                || async {
+                    let mut managed = Map::new();
+                    managed.insert(ATTR_MANAGED_BY.into(), MANAGED_BY.into());
+                    self.client.find_groups_by_attributes(&managed).await
+                },
+                |view| match view.owned_by(&tenant_id)[..] {
+                    [group] => Some(group.clone()),
+                    _ => None,
+                },
+            )
+            .await;
+        let group = match listed {
+            Ok(group) => group?,
+            Err(e) => {
+                tracing::debug!(error = %e, "authentik snapshot unavailable; observing directly");
+                return None;
+            }
+        };
+        let stored = tenant
+            .system_status(System::Authentik)
+            .and_then(|s| s.external_id.as_deref());
+        let name = self.desired_name(tenant);
+        (stored == Some(group.pk.as_str()) && diff(&group, &name, tenant).0.is_empty())
+            .then(|| in_sync(&name, group))
     }
 
     fn desired_name(&self, tenant: &Tenant) -> String {
@@ -116,10 +178,8 @@ impl AuthentikReconciler {
         };
         let (patch, changed) = diff(&group, &name, tenant);
         if patch.is_empty() {
-            return Ok(
-                Outcome::ok("InSync", format!("group {name} ({}) is in sync", group.pk))
-                    .with_external_id(group.pk),
-            );
+            self.snapshot.put(group.clone());
+            return Ok(in_sync(&name, group));
         }
         let kind = if adopting {
             ActionKind::Adopt
@@ -134,10 +194,12 @@ impl AuthentikReconciler {
         if !mode.may_write() {
             return Ok(pending(Some(group.pk), action));
         }
-        self.client
+        let updated = self
+            .client
             .update_group(&group.pk, &patch)
             .await
             .map_err(into_system_error)?;
+        self.snapshot.put(updated);
         let (reason, verb) = if adopting {
             ("Adopted", "adopted")
         } else {
@@ -176,6 +238,7 @@ impl AuthentikReconciler {
             .await
             .map_err(into_system_error)?;
         tracing::info!(tenant = %tenant.slug, group = %created.pk, "authentik group created");
+        self.snapshot.put(created.clone());
         Ok(
             Outcome::ok("Created", format!("group {name} ({}) created", created.pk))
                 .with_external_id(created.pk)
@@ -211,6 +274,7 @@ impl AuthentikReconciler {
             .delete_group(&group.pk)
             .await
             .map_err(into_system_error)?;
+        self.snapshot.remove(&group.pk);
         let message = if existed {
             tracing::info!(tenant = %tenant.slug, group = %group.pk, "authentik group deleted");
             format!("group {} ({}) deleted", group.name, group.pk)
@@ -230,6 +294,13 @@ impl Reconciler for AuthentikReconciler {
 
     async fn reconcile(&self, tenant: &Tenant, mode: Mode) -> Result<Outcome, SystemError> {
         self.converge(tenant, mode).await
+    }
+
+    async fn resync(&self, tenant: &Tenant, mode: Mode) -> Result<Outcome, SystemError> {
+        match self.from_snapshot(tenant).await {
+            Some(outcome) => Ok(outcome),
+            None => self.converge(tenant, mode).await,
+        }
     }
 
     async fn cleanup(&self, tenant: &Tenant, mode: Mode) -> Result<Outcome, SystemError> {
@@ -278,6 +349,12 @@ fn diff(group: &Group, name: &str, tenant: &Tenant) -> (GroupPatch, Vec<(String,
     (patch, changed)
 }
 
+/// The outcome of a group that needs nothing.
+fn in_sync(name: &str, group: Group) -> Outcome {
+    Outcome::ok("InSync", format!("group {name} ({}) is in sync", group.pk))
+        .with_external_id(group.pk)
+}
+
 /// The dry-run outcome of a pass that has `action` to do.
 fn pending(external_id: Option<String>, action: Action) -> Outcome {
     let verb = match action.action {
@@ -317,5 +394,7 @@ fn into_system_error(error: AuthentikError) -> SystemError {
     SystemError::new(reason, format!("{error}{hint}"))
 }
 
+#[cfg(test)]
+mod resync_tests;
 #[cfg(test)]
 mod tests;

@@ -14,28 +14,28 @@ use uuid::Uuid;
 
 use super::*;
 
-const PREFIX: &str = "tenant-";
+pub(super) const PREFIX: &str = "tenant-";
 
 async fn start(options: AuthentikSimOptions) -> AuthentikSim {
     AuthentikSim::start(options).await.expect("start simulator")
 }
 
-async fn sim() -> AuthentikSim {
+pub(super) async fn sim() -> AuthentikSim {
     start(AuthentikSimOptions::default()).await
 }
 
-fn reconciler(sim: &AuthentikSim, token: &str) -> AuthentikReconciler {
+pub(super) fn reconciler(sim: &AuthentikSim, token: &str) -> AuthentikReconciler {
     let http = dezky_core::http::client(None, Duration::from_secs(5)).expect("http client");
     let client = AuthentikClient::new(http, &sim.url(), token).expect("client");
-    AuthentikReconciler::new(client, PREFIX)
+    AuthentikReconciler::new(client, PREFIX, Duration::from_secs(300))
 }
 
-fn tenant(slug: &str) -> Tenant {
+pub(super) fn tenant(slug: &str) -> Tenant {
     Tenant::new(slug, &format!("{slug} Inc"), "team", Timestamp::now())
 }
 
 /// Records an outcome in the tenant's status, as the runtime does.
-fn remember(tenant: &mut Tenant, outcome: &Outcome) {
+pub(super) fn remember(tenant: &mut Tenant, outcome: &Outcome) {
     tenant.status.systems.insert(
         System::Authentik,
         SystemStatus {
@@ -47,14 +47,14 @@ fn remember(tenant: &mut Tenant, outcome: &Outcome) {
     );
 }
 
-fn attributes(value: Value) -> Map<String, Value> {
+pub(super) fn attributes(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
         other => panic!("not an object: {other}"),
     }
 }
 
-fn marker(tenant: &Tenant) -> Map<String, Value> {
+pub(super) fn marker(tenant: &Tenant) -> Map<String, Value> {
     attributes(json!({
         "dezky_tenant_slug": tenant.slug,
         "dezky_tenant_id": tenant.id.to_string(),
@@ -62,13 +62,13 @@ fn marker(tenant: &Tenant) -> Map<String, Value> {
     }))
 }
 
-fn pk(outcome: &Outcome) -> Uuid {
+pub(super) fn pk(outcome: &Outcome) -> Uuid {
     let id = outcome.external_id.as_deref().expect("external id");
     Uuid::parse_str(id).expect("uuid")
 }
 
 /// Reconciles and records, expecting success.
-async fn pass(r: &AuthentikReconciler, tenant: &mut Tenant) -> Outcome {
+pub(super) async fn pass(r: &AuthentikReconciler, tenant: &mut Tenant) -> Outcome {
     let outcome = r
         .reconcile(tenant, Mode::Apply)
         .await
@@ -78,7 +78,10 @@ async fn pass(r: &AuthentikReconciler, tenant: &mut Tenant) -> Outcome {
 }
 
 /// (requests, writes) the simulator received while `f` ran.
-async fn counted<T>(sim: &AuthentikSim, f: impl std::future::Future<Output = T>) -> (T, u64, u64) {
+pub(super) async fn counted<T>(
+    sim: &AuthentikSim,
+    f: impl std::future::Future<Output = T>,
+) -> (T, u64, u64) {
     let (requests, writes) = (sim.faults().requests(), sim.faults().writes());
     let value = f.await;
     (
@@ -443,7 +446,7 @@ async fn prefix_is_configurable() {
     let sim = sim().await;
     let http = dezky_core::http::client(None, Duration::from_secs(5)).expect("http");
     let client = AuthentikClient::new(http, &sim.url(), sim.api_token()).expect("client");
-    let r = AuthentikReconciler::new(client, "ws-");
+    let r = AuthentikReconciler::new(client, "ws-", Duration::from_secs(300));
     let mut acme = tenant("acme");
     let created = pass(&r, &mut acme).await;
     assert_eq!(group(&sim, &created).name, "ws-acme");
