@@ -93,7 +93,7 @@ impl AuthentikReconciler {
 
     /// The resync answer from the snapshot, when it shows the tenant's group
     /// (at its stored id) in sync; `None` sends the pass upstream.
-    async fn from_snapshot(&self, tenant: &Tenant) -> Option<Outcome> {
+    async fn answer_from_snapshot(&self, tenant: &Tenant) -> Option<Outcome> {
         let tenant_id = tenant.id.to_string();
         let listed = self
             .snapshot
@@ -297,7 +297,7 @@ impl Reconciler for AuthentikReconciler {
     }
 
     async fn resync(&self, tenant: &Tenant, mode: Mode) -> Result<Outcome, SystemError> {
-        match self.from_snapshot(tenant).await {
+        match self.answer_from_snapshot(tenant).await {
             Some(outcome) => Ok(outcome),
             None => self.converge(tenant, mode).await,
         }
