@@ -66,6 +66,7 @@ pub async fn reconcilers(args: &UpstreamArgs, shared: Shared<'_>) -> anyhow::Res
                     dns_management: args.stalwart_dns_management,
                     dkim_management: args.stalwart_dkim_management,
                 },
+                shared.snapshot_age,
             )),
         );
     }

@@ -197,6 +197,7 @@ impl Upstreams {
             Arc::new(StalwartReconciler::new(
                 stalwart,
                 StalwartSettings::default(),
+                Duration::from_secs(3600),
             )),
         );
         let settings = OcisSettings {

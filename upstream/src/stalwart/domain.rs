@@ -103,10 +103,23 @@ pub type DkimSignatureSet = SetRequest<serde_json::Value, serde_json::Value>;
 /// `x:Domain/query` with `filter` (answered as `<id>q`) and the
 /// `x:Domain/get` of its ids (answered as `id`): one group, one request.
 pub fn query_and_get(filter: serde_json::Value, id: &str) -> Vec<MethodCall> {
+    query_args_and_get(json!({ "filter": filter }), id)
+}
+
+/// One page of every domain: `x:Domain/query` from `position` (at most
+/// `limit` ids, with the total) and the `x:Domain/get` of those ids.
+pub fn page(position: usize, limit: usize, id: &str) -> Vec<MethodCall> {
+    query_args_and_get(
+        json!({ "position": position, "limit": limit, "calculateTotal": true }),
+        id,
+    )
+}
+
+fn query_args_and_get(args: serde_json::Value, id: &str) -> Vec<MethodCall> {
     let query_id = format!("{id}q");
     let query = ObjectType::DOMAIN.query();
     vec![
-        MethodCall::new(&query, json!({ "filter": filter }), &query_id),
+        MethodCall::new(&query, args, &query_id),
         MethodCall::new(
             ObjectType::DOMAIN.get(),
             json!({

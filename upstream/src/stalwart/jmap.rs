@@ -338,6 +338,9 @@ impl fmt::Display for SetErrorKind {
 #[derive(Clone, Debug, Deserialize)]
 pub struct QueryResponse {
     pub ids: Vec<String>,
+    /// Number of matches, when asked for with `calculateTotal`.
+    #[serde(default)]
+    pub total: Option<usize>,
 }
 
 /// Result of `<type>/get`.

@@ -6,6 +6,7 @@
 
 mod domain;
 mod jmap;
+mod listing;
 
 use std::fmt;
 
@@ -14,14 +15,15 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 
 pub use domain::{
-    by_name, by_text, get as get_domains, query_and_get, DkimSignatureSet, Domain, DomainPatch,
-    DomainSet, Management, NewDomain, DOMAIN_PROPERTIES,
+    by_name, by_text, get as get_domains, page as domain_page, query_and_get, DkimSignatureSet,
+    Domain, DomainPatch, DomainSet, Management, NewDomain, DOMAIN_PROPERTIES,
 };
 pub use jmap::{
     result_ref, Batch, Created, GetResponse, MethodCall, MethodError, MethodErrorKind, ObjectRef,
     ObjectType, QueryResponse, Responses, SetError, SetErrorKind, SetRequest, SetResponse,
     MAX_CALLS_PER_REQUEST, USING,
 };
+pub use listing::LIST_PAGE;
 
 /// System name used in upstream metrics.
 const SYSTEM: &str = "stalwart";
