@@ -102,7 +102,7 @@ pub async fn reconcilers(args: &UpstreamArgs, shared: Shared<'_>) -> anyhow::Res
         };
         out.insert(
             System::Ocis,
-            Arc::new(OcisReconciler::new(client, settings)),
+            Arc::new(OcisReconciler::new(client, settings, shared.snapshot_age)),
         );
     }
     Ok(out)

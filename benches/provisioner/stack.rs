@@ -204,7 +204,14 @@ impl Upstreams {
             create_groups: true,
             ..OcisSettings::default()
         };
-        map.insert(System::Ocis, Arc::new(OcisReconciler::new(ocis, settings)));
+        map.insert(
+            System::Ocis,
+            Arc::new(OcisReconciler::new(
+                ocis,
+                settings,
+                Duration::from_secs(3600),
+            )),
+        );
         map
     }
 }

@@ -136,6 +136,15 @@ pub struct DriveRoot {
     pub id: Option<String>,
     #[serde(default)]
     pub deleted: Option<Deleted>,
+    /// The space's grants, as the drive list carries them.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub permissions: Vec<Permission>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// Deleted facet of a root item.

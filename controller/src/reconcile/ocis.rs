@@ -5,10 +5,12 @@
 //! the stored drive id, then by its `driveAlias` `project/tenant-{slug}`,
 //! before anything is created, so a crash between create and status write
 //! is harmless); a converged tenant costs two reads (the space, its grants)
-//! and no write; only the tenant group's grant is ever changed, never the
+//! and no write on a direct pass, and none on a resync that the snapshot of
+//! project spaces answers ([`resync`]); only the tenant group's grant is ever changed, never the
 //! service user's own Manager grant.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use dezky_core::model::{group_name, System, SystemState, Tenant};
@@ -18,6 +20,7 @@ use dezky_upstream::ocis::{
 };
 
 use super::{Action, ActionKind, Mode, Outcome, Reconciler, SystemError};
+use crate::snapshot::Snapshot;
 
 /// Prefix of the ownership marker in a space's description.
 const MARKER_PREFIX: &str = "dezky tenant ";
@@ -62,12 +65,30 @@ impl Default for OcisSettings {
 pub struct OcisReconciler {
     client: Arc<OcisClient>,
     settings: OcisSettings,
+    /// Every project space with its grants, for resyncs (see [`resync`]).
+    snapshot: Arc<Snapshot<Drive>>,
 }
 
 impl OcisReconciler {
-    /// A reconciler talking to oCIS through `client`.
-    pub fn new(client: Arc<OcisClient>, settings: OcisSettings) -> Self {
-        OcisReconciler { client, settings }
+    /// A reconciler talking to oCIS through `client`; resyncs use a snapshot
+    /// listed at most every `snapshot_age`.
+    pub fn new(client: Arc<OcisClient>, settings: OcisSettings, snapshot_age: Duration) -> Self {
+        OcisReconciler {
+            client,
+            settings,
+            snapshot: Arc::new(Snapshot::new("ocis", snapshot_age)),
+        }
+    }
+
+    fn pass<'a>(&'a self, tenant: &'a Tenant, mode: Mode) -> Pass<'a> {
+        Pass {
+            client: &self.client,
+            settings: &self.settings,
+            tenant,
+            mode,
+            actions: Vec::new(),
+            converged: None,
+        }
     }
 }
 
@@ -94,6 +115,14 @@ impl Desired {
             group: group_name(&settings.group_prefix, &tenant.slug),
         })
     }
+}
+
+/// The drive id the last pass recorded (`externalId`).
+fn stored_drive_id(tenant: &Tenant) -> Option<&str> {
+    tenant
+        .system_status(System::Ocis)
+        .and_then(|s| s.external_id.as_deref())
+        .filter(|id| !id.is_empty())
 }
 
 /// The space's ownership marker.
@@ -183,6 +212,8 @@ struct Pass<'a> {
     tenant: &'a Tenant,
     mode: Mode,
     actions: Vec<Action>,
+    /// The space as an applied pass left it (for the snapshot).
+    converged: Option<Drive>,
 }
 
 impl Pass<'_> {
@@ -192,12 +223,7 @@ impl Pass<'_> {
 
     /// The tenant's space: by stored id, else by alias in the project list.
     async fn find(&self) -> Result<Found, Failure> {
-        let stored = self
-            .tenant
-            .system_status(System::Ocis)
-            .and_then(|s| s.external_id.as_deref())
-            .filter(|id| !id.is_empty());
-        if let Some(id) = stored {
+        if let Some(id) = stored_drive_id(self.tenant) {
             if let Some(drive) = self.client.get_drive(id).await? {
                 return Ok(Found::ById(drive));
             }
@@ -400,6 +426,9 @@ impl Pass<'_> {
         } else {
             self.ensure_access(&drive.id, &desired.group).await?
         };
+        if self.mode.may_write() && matches!(access, Access::Granted) {
+            self.converged = Some(resync::converged(drive.clone(), &desired, self.settings));
+        }
         Ok(self.outcome(Some(drive.id), access))
     }
 
@@ -516,35 +545,44 @@ impl Reconciler for OcisReconciler {
     }
 
     async fn reconcile(&self, tenant: &Tenant, mode: Mode) -> Result<Outcome, SystemError> {
-        let mut pass = Pass {
-            client: &self.client,
-            settings: &self.settings,
-            tenant,
-            mode,
-            actions: Vec::new(),
-        };
+        let mut pass = self.pass(tenant, mode);
         match pass.reconcile().await {
-            Ok(outcome) => Ok(outcome),
+            Ok(outcome) => {
+                if let Some(drive) = pass.converged.take() {
+                    self.snapshot.put(drive);
+                }
+                Ok(outcome)
+            }
             Err(failure) => Err(failure.into_system_error(pass.actions)),
         }
     }
 
+    async fn resync(&self, tenant: &Tenant, mode: Mode) -> Result<Outcome, SystemError> {
+        match self.answer_from_snapshot(tenant).await {
+            Some(outcome) => Ok(outcome),
+            None => self.reconcile(tenant, mode).await,
+        }
+    }
+
     async fn cleanup(&self, tenant: &Tenant, mode: Mode) -> Result<Outcome, SystemError> {
-        let mut pass = Pass {
-            client: &self.client,
-            settings: &self.settings,
-            tenant,
-            mode,
-            actions: Vec::new(),
-        };
+        let mut pass = self.pass(tenant, mode);
         match pass.cleanup().await {
-            Ok(outcome) => Ok(outcome),
+            Ok(outcome) => {
+                if let (true, Some(id)) = (mode.may_write(), stored_drive_id(tenant)) {
+                    self.snapshot.remove(id);
+                }
+                Ok(outcome)
+            }
             Err(failure) => Err(failure.into_system_error(pass.actions)),
         }
     }
 }
 
+mod resync;
+
 #[cfg(test)]
 mod contract;
+#[cfg(test)]
+mod resync_tests;
 #[cfg(test)]
 mod tests;

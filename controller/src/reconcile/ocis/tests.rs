@@ -49,7 +49,7 @@ pub(super) async fn env_with(settings: OcisSettings) -> Env {
         "openid profile email",
     ));
     let client = Arc::new(OcisClient::new(http, &ocis.url(), tokens));
-    let reconciler = OcisReconciler::new(client.clone(), settings);
+    let reconciler = OcisReconciler::new(client.clone(), settings, Duration::from_secs(300));
     Env {
         oidc,
         ocis,
@@ -104,7 +104,7 @@ impl Env {
     }
 
     /// (requests, writes) the oCIS simulator received so far.
-    fn traffic(&self) -> (u64, u64) {
+    pub(super) fn traffic(&self) -> (u64, u64) {
         (self.ocis.faults().requests(), self.ocis.faults().writes())
     }
 }
