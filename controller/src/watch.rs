@@ -394,3 +394,64 @@ fn command_code(e: &mongodb::error::Error) -> Option<i32> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn converged() -> Document {
+        doc! {
+            "_id": bson::oid::ObjectId::new(),
+            "generation": 3_i64,
+            "deletionRequestedAt": null,
+            "reconcileRequest": { "token": "r1" },
+            "planRequest": { "token": "p1" },
+            "status": {
+                "phase": "active",
+                "observedGeneration": 3_i64,
+                "lastHandledReconcileToken": "r1",
+                "plan": { "token": "p1" },
+            },
+        }
+    }
+
+    #[test]
+    fn a_converged_tenant_is_relisted_as_a_resync_spread_over_the_interval() {
+        assert_eq!(relist_trigger(&converged()), Trigger::Resync);
+        let interval = Duration::from_secs(300);
+        for _ in 0..1000 {
+            assert!(spread(interval) < interval);
+        }
+    }
+
+    #[test]
+    fn a_changed_failing_or_deleted_tenant_is_relisted_as_a_change() {
+        let mut newer = converged();
+        newer.insert("generation", 4_i64);
+        let mut degraded = converged();
+        degraded
+            .get_document_mut("status")
+            .unwrap()
+            .insert("phase", "degraded");
+        let mut deleting = converged();
+        deleting.insert("deletionRequestedAt", bson::DateTime::now());
+        let mut never = converged();
+        for key in ["status", "reconcileRequest", "planRequest"] {
+            never.remove(key);
+        }
+        for tenant in [newer, degraded, deleting, never] {
+            assert_eq!(relist_trigger(&tenant), Trigger::Change, "{tenant}");
+        }
+    }
+
+    #[test]
+    fn an_unhandled_reconcile_or_plan_request_is_relisted_as_manual() {
+        let mut reconcile = converged();
+        reconcile.insert("reconcileRequest", doc! { "token": "r2" });
+        let mut plan = converged();
+        plan.insert("planRequest", doc! { "token": "p2" });
+        for tenant in [reconcile, plan] {
+            assert_eq!(relist_trigger(&tenant), Trigger::Manual, "{tenant}");
+        }
+    }
+}
