@@ -25,13 +25,14 @@ const PER_TENANT_LIMIT: Duration = Duration::from_secs(30);
 type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<Instant>>>>;
 
 /// Tells registered waiters when their tenant first shows `phase: active`.
-struct ActiveWatch {
+pub struct ActiveWatch {
     waiters: Waiters,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl ActiveWatch {
-    async fn open(store: &Store) -> Self {
+    /// Opens the stream (before the first tenant is created).
+    pub async fn open(store: &Store) -> Self {
         let pipeline = [doc! { "$match": {
             "operationType": { "$in": ["insert", "update", "replace"] },
             "fullDocument.status.phase": "active",
@@ -68,7 +69,8 @@ impl ActiveWatch {
         ActiveWatch { waiters, task }
     }
 
-    fn expect(&self, slug: &str) -> oneshot::Receiver<Instant> {
+    /// Resolves with the moment `slug` first shows `phase: active`.
+    pub fn expect(&self, slug: &str) -> oneshot::Receiver<Instant> {
         let (tx, rx) = oneshot::channel();
         self.waiters
             .lock()

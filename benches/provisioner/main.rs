@@ -13,6 +13,7 @@ mod latency;
 mod report;
 mod scale;
 mod stack;
+mod ttfr;
 
 #[allow(dead_code)]
 #[path = "../../tests/it/support/mod.rs"]
@@ -37,16 +38,19 @@ struct Scale {
     api_duration: Duration,
     /// Leader crashes.
     failover_rounds: usize,
+    /// New tenants timed while the scale run's tenants are all due.
+    ttfr_tenants: usize,
 }
 
 const DEFAULT: Scale = Scale {
     name: "default",
     latency_tenants: 200,
-    scale_tenants: 1000,
+    scale_tenants: 10_000,
     concurrency: 16,
     api_clients: 4,
     api_duration: Duration::from_secs(5),
     failover_rounds: 3,
+    ttfr_tenants: 200,
 };
 
 const QUICK: Scale = Scale {
@@ -57,6 +61,7 @@ const QUICK: Scale = Scale {
     api_clients: 4,
     api_duration: Duration::from_secs(2),
     failover_rounds: 1,
+    ttfr_tenants: 50,
 };
 
 #[tokio::main]
@@ -89,6 +94,14 @@ async fn main() {
     let slugs: Vec<String> = (0..tenants).map(scale::slug).collect();
     let (clients, duration) = (scale.api_clients, scale.api_duration);
     api_load::reads(&stack, &slugs, clients, duration, &mut summary).await;
+    ttfr::during_full_resync(
+        &stack,
+        tenants,
+        concurrency,
+        scale.ttfr_tenants,
+        &mut summary,
+    )
+    .await;
     drop(stack);
     failover::failover(scale.failover_rounds, &mut summary).await;
 

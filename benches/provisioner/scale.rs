@@ -1,12 +1,15 @@
 //! Convergence at scale, resync cost and memory: `count` tenants inserted
 //! at once (as many API calls would record them) with the real reconcilers
-//! against the simulators; then a forced resync of every converged tenant
-//! through the manual-reconcile token; RSS before and after.
+//! against the simulators; then two full periodic resyncs of every
+//! converged tenant (snapshot cold, then fresh); RSS before and after.
 
 use std::time::{Duration, Instant};
 
+use dezky_controller::pass::{self, PassEnd};
+use dezky_controller::queue::Trigger;
 use dezky_core::store::Store;
-use dezky_core::Timestamp;
+use dezky_core::Id;
+use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{doc, Document};
 
 use crate::report::{heading, Summary};
@@ -14,7 +17,7 @@ use crate::stack::{Backend, Stack, Traffic};
 use crate::support::tenants::tenant;
 
 /// Longest wait for all tenants to converge (or to handle the resync).
-const LIMIT: Duration = Duration::from_secs(300);
+const LIMIT: Duration = Duration::from_secs(900);
 
 /// Runs the scenario; returns the stack with `count` converged tenants for the API load.
 pub async fn converge_and_resync(count: usize, concurrency: usize, summary: &mut Summary) -> Stack {
@@ -89,8 +92,8 @@ pub async fn converge_and_resync(count: usize, concurrency: usize, summary: &mut
         ),
     );
 
-    resync(&stack, count, summary).await;
     controller.shutdown().await;
+    resync(&stack, count, concurrency, summary).await;
     stack
 }
 
@@ -99,76 +102,67 @@ pub fn slug(i: usize) -> String {
     format!("scale{i}")
 }
 
-/// Forces one pass of every converged tenant and reports the upstream
-/// calls that cost (a converged tenant should cost reads only).
-async fn resync(stack: &Stack, count: usize, summary: &mut Summary) {
+/// Runs one periodic-resync pass ([`Trigger::Resync`], as the queue hands
+/// out) of every converged tenant, twice with the same reconcilers: the
+/// first lists each system's snapshot, the second finds it fresh. Reports
+/// the upstream requests that cost per system.
+async fn resync(stack: &Stack, count: usize, concurrency: usize, summary: &mut Summary) {
     let store = stack.store();
-    let token = format!("bench-resync-{}", uuid::Uuid::new_v4().simple());
-    let before = stack.traffic();
-    stack.calls.clear();
-    let started = Instant::now();
-    store
+    let reconcilers = stack.reconcilers();
+    let ids: Vec<Id> = store
         .tenants
-        .update_many(
-            doc! {},
-            doc! { "$set": { "reconcileRequest": {
-            "token": &token, "requestedAt": Timestamp::now().to_bson() } } },
-        )
+        .clone_with_type::<Document>()
+        .find(doc! {})
+        .projection(doc! { "_id": 1 })
         .await
-        .expect("request a reconcile of every tenant");
-    let handled = wait_count(
-        store,
-        doc! { "status.lastHandledReconcileToken": &token },
-        count,
-        started,
-    )
-    .await;
-    let elapsed = started.elapsed();
-    let traffic = stack.traffic().since(before);
-    let n = handled.max(1) as f64;
-    let setup = format!("resync of {handled} converged tenants via manual reconcile tokens");
-    summary.add(
-        "resync: Authentik requests (writes) / tenant",
-        format!(
-            "{:.2} ({:.2})",
-            traffic.authentik.0 as f64 / n,
-            traffic.authentik.1 as f64 / n
-        ),
-        setup.clone(),
-    );
-    summary.add(
-        "resync: Stalwart requests (writes) / tenant",
-        format!(
-            "{:.2} ({:.2})",
-            traffic.stalwart.0 as f64 / n,
-            traffic.stalwart.1 as f64 / n
-        ),
-        setup.clone(),
-    );
-    summary.add(
-        "resync: Stalwart JMAP */set calls / tenant",
-        format!("{:.2}", traffic.stalwart_sets as f64 / n),
-        format!("{setup}; JMAP reads are POSTs too, so this is Stalwart's write count"),
-    );
-    summary.add(
-        "resync: oCIS requests (writes) / tenant",
-        format!(
-            "{:.2} ({:.2})",
-            traffic.ocis.0 as f64 / n,
-            traffic.ocis.1 as f64 / n
-        ),
-        setup.clone(),
-    );
-    summary.add(
-        "resync: oCIS token requests (total)",
-        traffic.token_requests.to_string(),
-        format!("{setup}; tokens are cached until near expiry"),
-    );
-    summary.add(
-        "resync passes per second",
-        format!("{:.1} /s", n / elapsed.as_secs_f64()),
-        format!("{setup}; {:.2} s", elapsed.as_secs_f64()),
-    );
+        .expect("list tenants")
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("read tenants")
+        .iter()
+        .filter_map(|t| t.get_object_id("_id").ok().map(Id))
+        .collect();
+    for round in ["first (lists the snapshots)", "second (snapshots fresh)"] {
+        let before = stack.traffic();
+        let started = Instant::now();
+        let converged = futures::stream::iter(ids.iter().copied())
+            .map(|id| {
+                let reconcilers = &reconcilers;
+                async move {
+                    pass::run(
+                        store,
+                        reconcilers,
+                        id,
+                        Trigger::Resync,
+                        Duration::from_secs(30),
+                    )
+                    .await
+                }
+            })
+            .buffer_unordered(concurrency)
+            .filter(|end| futures::future::ready(matches!(end, Ok(PassEnd::Converged))))
+            .count()
+            .await;
+        let elapsed = started.elapsed();
+        let t = stack.traffic().since(before);
+        let setup = format!(
+            "{round} full resync of {count} converged tenants, concurrency {concurrency}; \
+             {converged} converged, {:.1} passes/s",
+            count as f64 / elapsed.as_secs_f64()
+        );
+        let per = |requests: u64, per: usize| requests as f64 * per as f64 / count.max(1) as f64;
+        summary.add(
+            format!("resync {}: upstream requests (writes)", &round[..round.find(' ').unwrap_or(0)]),
+            format!(
+                "Authentik {} ({}) = {:.2} / 100 tenants; Stalwart {} ({} sets) = {:.2} / 1,000 tenants; oCIS {} ({}) = {:.2} / 100 tenants; tokens {}",
+                t.authentik.0, t.authentik.1, per(t.authentik.0, 100),
+                t.stalwart.0, t.stalwart_sets, per(t.stalwart.0, 1000),
+                t.ocis.0, t.ocis.1, per(t.ocis.0, 100),
+                t.token_requests
+            ),
+            setup,
+        );
+    }
 }
 
 /// `A 3.0 (1.0), S 2.0 (1.0), O 6.0 (3.0), tokens 1`.

@@ -76,9 +76,10 @@ impl CallLog {
         (mean, most, calls.len())
     }
 
-    /// Forgets every call (before a new measurement).
-    pub fn clear(&self) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    /// Calls recorded so far, over every tenant and system.
+    pub fn total(&self) -> u64 {
+        let calls = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        calls.values().map(|&n| u64::from(n)).sum()
     }
 }
 
@@ -97,6 +98,11 @@ impl Reconciler for Counted {
     async fn reconcile(&self, tenant: &Tenant, mode: Mode) -> Result<Outcome, SystemError> {
         self.log.record(tenant.id, self.inner.system());
         self.inner.reconcile(tenant, mode).await
+    }
+
+    async fn resync(&self, tenant: &Tenant, mode: Mode) -> Result<Outcome, SystemError> {
+        self.log.record(tenant.id, self.inner.system());
+        self.inner.resync(tenant, mode).await
     }
 
     async fn cleanup(&self, tenant: &Tenant, mode: Mode) -> Result<Outcome, SystemError> {
@@ -276,7 +282,12 @@ impl Stack {
 
     /// A controller of this stack, running and holding the lease.
     pub async fn leading_controller(&self, concurrency: usize) -> Running {
-        let running = Running::start(self.store(), self.reconcilers(), config(concurrency));
+        self.leading_controller_with(config(concurrency)).await
+    }
+
+    /// A controller with `config`, running and holding the lease.
+    pub async fn leading_controller_with(&self, config: ControllerConfig) -> Running {
+        let running = Running::start(self.store(), self.reconcilers(), config);
         running.wait_leader(Duration::from_secs(15)).await;
         running
     }
