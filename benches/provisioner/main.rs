@@ -10,6 +10,7 @@
 mod api_load;
 mod failover;
 mod latency;
+mod memory;
 mod report;
 mod scale;
 mod stack;
@@ -103,6 +104,17 @@ async fn main() {
     )
     .await;
     drop(stack);
+    memory::per_tenant(tenants, &mut summary).await;
+    if let Ok(big) = std::env::var("BENCH_SCALE") {
+        match big
+            .to_ascii_lowercase()
+            .trim_end_matches('k')
+            .parse::<usize>()
+        {
+            Ok(thousands) => memory::per_tenant(thousands * 1000, &mut summary).await,
+            Err(_) => println!("BENCH_SCALE={big}: expected e.g. 100k"),
+        }
+    }
     failover::failover(scale.failover_rounds, &mut summary).await;
 
     summary.print();

@@ -12,6 +12,7 @@ use dezky_core::Id;
 use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{doc, Document};
 
+use crate::memory::rss_kib;
 use crate::report::{heading, Summary};
 use crate::stack::{Backend, Stack, Traffic};
 use crate::support::tenants::tenant;
@@ -27,7 +28,7 @@ pub async fn converge_and_resync(count: usize, concurrency: usize, summary: &mut
     let stack = Stack::start(Backend::Simulated).await;
     let store = stack.store().clone();
     let controller = stack.leading_controller(concurrency).await;
-    let rss_before = rss_kib();
+    let rss_before = rss_kib("self");
     let mongod_before = mongod_resident_mib(&store).await;
     let traffic_before = stack.traffic();
 
@@ -49,7 +50,7 @@ pub async fn converge_and_resync(count: usize, concurrency: usize, summary: &mut
     let elapsed = started.elapsed();
     let convergence = stack.traffic().since(traffic_before);
     let (per_pair, most, _) = stack.calls.per_tenant_and_system();
-    let rss_after = rss_kib();
+    let rss_after = rss_kib("self");
     let mongod_after = mongod_resident_mib(&store).await;
 
     let setup = format!("n={count}, concurrency {concurrency}, real reconcilers + simulators");
@@ -197,19 +198,6 @@ async fn wait_count(store: &Store, filter: Document, count: usize, started: Inst
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// This process's resident set size (`VmRSS` of /proc/self/status), KiB.
-pub fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// `mongod`'s resident memory in MiB (`serverStatus.mem.resident`).

@@ -1,0 +1,138 @@
+//! Provisioner memory per tenant, measured on the real binary alone: a
+//! `provisioner controller` process against the simulators (which stay in
+//! this bench process, so their objects do not count) converges `count`
+//! tenants and resyncs them all once from its snapshots; its `VmRSS` is read
+//! from `/proc/<pid>/status` before and after.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use dezky_simulators::suite::{Ports, Simulators};
+use mongodb::bson::doc;
+use tokio::process::Command;
+
+use crate::report::{heading, Summary};
+use crate::support::mongo;
+use crate::support::tenants::tenant;
+
+/// Longest wait for convergence or for the resync to load every snapshot.
+const LIMIT: Duration = Duration::from_secs(900);
+
+/// The resync interval of the measured process: after convergence every
+/// tenant resyncs once within it, which loads the three snapshots.
+const RESYNC: Duration = Duration::from_secs(20);
+
+pub async fn per_tenant(count: usize, summary: &mut Summary) {
+    heading(&format!(
+        "memory of a `provisioner controller` process with {count} tenants"
+    ));
+    let sims = Simulators::start(Ports::default())
+        .await
+        .expect("start the simulators");
+    let store = mongo::fresh_store().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_provisioner"))
+        .arg("controller")
+        .envs(sims.env())
+        .env("MONGODB_URI", mongo::uri())
+        .env("MONGODB_DB", store.db.name())
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("DEFAULT_TENANT_SLUG", "")
+        .env("RESYNC_INTERVAL", format!("{}s", RESYNC.as_secs()))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start `provisioner controller`");
+    let pid = child.id().unwrap_or(0).to_string();
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    while !scrape(&http, &metrics)
+        .await
+        .lines()
+        .any(|l| l.trim() == "controller_leader 1")
+    {
+        if started.elapsed() > LIMIT {
+            println!("  the process did not lead within {LIMIT:?}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = rss_kib(&pid);
+    let tenants: Vec<_> = (0..count)
+        .map(|i| {
+            let slug = format!("mem{i}");
+            let mut t = tenant(&slug);
+            t.domains = vec![format!("{slug}.test")];
+            t
+        })
+        .collect();
+    for chunk in tenants.chunks(1000) {
+        store
+            .tenants
+            .insert_many(chunk)
+            .await
+            .expect("insert tenants");
+    }
+    let converged_at = loop {
+        let active = store
+            .tenants
+            .count_documents(doc! { "status.phase": "active" })
+            .await
+            .unwrap_or(0) as usize;
+        if active >= count || started.elapsed() > LIMIT {
+            break started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Every snapshot listed and every tenant resynced once (interval ±10%).
+    let resync_done = converged_at + RESYNC.mul_f64(1.1);
+    let mut listed = false;
+    while started.elapsed() < resync_done.max(converged_at) || !listed {
+        let body = scrape(&http, &metrics).await;
+        listed = ["authentik", "stalwart", "ocis"].iter().all(|s| {
+            body.lines().any(|l| {
+                l.starts_with("snapshot_objects{") && l.contains(&format!("system=\"{s}\""))
+            })
+        });
+        if started.elapsed() > LIMIT {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = rss_kib(&pid);
+    let _ = child.kill().await;
+    let per = after.saturating_sub(before) as f64 / count.max(1) as f64;
+    summary.add(
+        format!("provisioner RSS per tenant ({count} tenants)"),
+        format!("{per:.2} KiB"),
+        format!(
+            "`provisioner controller` process alone (simulators elsewhere), VmRSS {before} -> {after} KiB after converging {count} tenants and one resync from the snapshots (listed: {listed})"
+        ),
+    );
+}
+
+async fn scrape(http: &reqwest::Client, url: &str) -> String {
+    match http.get(url).timeout(Duration::from_secs(2)).send().await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// `VmRSS` of `process` (a pid, or `self`), KiB.
+pub fn rss_kib(process: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{process}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
