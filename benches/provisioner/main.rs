@@ -41,6 +41,8 @@ struct Scale {
     failover_rounds: usize,
     /// New tenants timed while the scale run's tenants are all due.
     ttfr_tenants: usize,
+    /// Tenants converged with 20 ms added per upstream request.
+    latency_scale_tenants: usize,
 }
 
 const DEFAULT: Scale = Scale {
@@ -52,6 +54,7 @@ const DEFAULT: Scale = Scale {
     api_duration: Duration::from_secs(5),
     failover_rounds: 3,
     ttfr_tenants: 200,
+    latency_scale_tenants: 2000,
 };
 
 const QUICK: Scale = Scale {
@@ -63,6 +66,7 @@ const QUICK: Scale = Scale {
     api_duration: Duration::from_secs(2),
     failover_rounds: 1,
     ttfr_tenants: 50,
+    latency_scale_tenants: 200,
 };
 
 #[tokio::main]
@@ -92,6 +96,14 @@ async fn main() {
     latency::post_to_active(Backend::Simulated, scale.latency_tenants, &mut summary).await;
     let (tenants, concurrency) = (scale.scale_tenants, scale.concurrency);
     let stack = scale::converge_and_resync(tenants, concurrency, &mut summary).await;
+    let latency = Duration::from_millis(20);
+    scale::converge_with_latency(
+        scale.latency_scale_tenants,
+        concurrency,
+        latency,
+        &mut summary,
+    )
+    .await;
     let slugs: Vec<String> = (0..tenants).map(scale::slug).collect();
     let (clients, duration) = (scale.api_clients, scale.api_duration);
     api_load::reads(&stack, &slugs, clients, duration, &mut summary).await;

@@ -32,22 +32,7 @@ pub async fn converge_and_resync(count: usize, concurrency: usize, summary: &mut
     let mongod_before = mongod_resident_mib(&store).await;
     let traffic_before = stack.traffic();
 
-    let tenants: Vec<_> = (0..count)
-        .map(|i| {
-            let slug = slug(i);
-            let mut t = tenant(&slug);
-            t.domains = vec![format!("{slug}.test")];
-            t
-        })
-        .collect();
-    let started = Instant::now();
-    store
-        .tenants
-        .insert_many(&tenants)
-        .await
-        .expect("insert tenants");
-    let converged = wait_count(&store, doc! { "status.phase": "active" }, count, started).await;
-    let elapsed = started.elapsed();
+    let (converged, elapsed) = insert_and_converge(&store, count, "scale").await;
     let convergence = stack.traffic().since(traffic_before);
     let (per_pair, most, _) = stack.calls.per_tenant_and_system();
     let rss_after = rss_kib("self");
@@ -96,6 +81,71 @@ pub async fn converge_and_resync(count: usize, concurrency: usize, summary: &mut
     controller.shutdown().await;
     resync(&stack, count, concurrency, summary).await;
     stack
+}
+
+/// Convergence with `latency` added to every upstream request: tenants per
+/// second against the ceiling `concurrency / (sequential requests × latency)`,
+/// where the sequential requests of a pass are those of its slowest system
+/// (the systems of a pass run in parallel).
+pub async fn converge_with_latency(
+    count: usize,
+    concurrency: usize,
+    latency: Duration,
+    summary: &mut Summary,
+) {
+    heading(&format!(
+        "{count} tenants inserted at once, {} ms added per upstream request",
+        latency.as_millis()
+    ));
+    let stack = Stack::start(Backend::Simulated).await;
+    if let Some(u) = &stack.upstreams {
+        for faults in [u.authentik.faults(), u.stalwart.faults(), u.ocis.faults()] {
+            faults.set_latency(latency);
+        }
+    }
+    let controller = stack.leading_controller(concurrency).await;
+    let before = stack.traffic();
+    let (converged, elapsed) = insert_and_converge(stack.store(), count, "lat").await;
+    controller.shutdown().await;
+    let t = stack.traffic().since(before);
+    let sequential = [t.authentik.0, t.stalwart.0, t.ocis.0]
+        .into_iter()
+        .max()
+        .unwrap_or(0) as f64
+        / count.max(1) as f64;
+    let rate = converged as f64 / elapsed.as_secs_f64();
+    let ceiling = concurrency as f64 / (sequential * latency.as_secs_f64());
+    summary.add(
+        format!("tenants converged per second, +{} ms per request", latency.as_millis()),
+        format!("{rate:.1} /s = {:.0}% of the ceiling {ceiling:.1} /s", 100.0 * rate / ceiling),
+        format!(
+            "n={count}, concurrency {concurrency}; ceiling = {concurrency} / ({sequential:.2} requests of the slowest system per tenant x {} ms)",
+            latency.as_millis()
+        ),
+    );
+}
+
+/// Inserts `count` tenants (one domain each) named `{prefix}{i}` and waits
+/// until all are active; returns how many converged and how long it took.
+async fn insert_and_converge(store: &Store, count: usize, prefix: &str) -> (usize, Duration) {
+    let tenants: Vec<_> = (0..count)
+        .map(|i| {
+            let slug = format!("{prefix}{i}");
+            let mut t = tenant(&slug);
+            t.domains = vec![format!("{slug}.test")];
+            t
+        })
+        .collect();
+    let started = Instant::now();
+    for chunk in tenants.chunks(1000) {
+        store
+            .tenants
+            .insert_many(chunk)
+            .await
+            .expect("insert tenants");
+    }
+    let converged = wait_count(store, doc! { "status.phase": "active" }, count, started).await;
+    (converged, started.elapsed())
 }
 
 /// Slug of the `i`th tenant of the scale run.
