@@ -337,8 +337,20 @@ impl OcisClient {
 
     /// Every project space the service user can see (disabled ones included).
     pub async fn list_project_drives(&self) -> Result<Vec<Drive>, OcisError> {
+        self.project_drives("/graph/v1.0/drives").await
+    }
+
+    /// Every project space with its grants in `root.permissions` in the
+    /// unified form the permissions API uses (permission ids, role ids,
+    /// `grantedToV2`): the v1beta1 drive list. The v1.0 list carries the
+    /// legacy form (`grantedToIdentities`, role names) instead.
+    pub async fn list_project_drives_with_grants(&self) -> Result<Vec<Drive>, OcisError> {
+        self.project_drives("/graph/v1beta1/drives").await
+    }
+
+    async fn project_drives(&self, path: &str) -> Result<Vec<Drive>, OcisError> {
         let query = [("$filter", "driveType eq 'project'")];
-        let call = Call::new(Method::GET, "/graph/v1.0/drives".into()).query(&query);
+        let call = Call::new(Method::GET, path.into()).query(&query);
         // An empty list may come as a `null` body.
         let list: Option<Collection<Drive>> = self.json(call).await?;
         Ok(list.map(|c| c.value).unwrap_or_default())

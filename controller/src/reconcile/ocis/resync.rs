@@ -1,6 +1,7 @@
 //! Resyncs of the oCIS reconciler answered from the snapshot of every
-//! project space (one `GET /drives?$filter=driveType eq 'project'`, which
-//! carries each space's grants in `root.permissions`).
+//! project space (one `GET /graph/v1beta1/drives?$filter=driveType eq
+//! 'project'`, which carries each space's grants in `root.permissions` in
+//! the unified form: permission ids, role ids, `grantedToV2`).
 //!
 //! The answer is "in sync" only when the listed space is the stored one,
 //! enabled, marked, with the desired name and quota, and the tenant group
@@ -32,7 +33,7 @@ impl OcisReconciler {
         let listed = self
             .snapshot
             .read(
-                || self.client.list_project_drives(),
+                || self.client.list_project_drives_with_grants(),
                 |view| match view.owned_by(&desired.alias)[..] {
                     [drive] => Some(drive.clone()),
                     _ => None,
