@@ -12,6 +12,9 @@
 
 mod group;
 
+use std::sync::Arc;
+
+use dezky_core::http::{SendError, UpstreamGuard};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -59,6 +62,8 @@ pub enum AuthentikError {
 #[derive(Clone, Debug)]
 pub struct AuthentikClient {
     http: reqwest::Client,
+    /// The gate of every request (rate limit, pauses, breaker); unlimited by default.
+    guard: Arc<UpstreamGuard>,
     /// `<base>/api/v3/core/groups/`.
     groups_url: Url,
     token: String,
@@ -89,9 +94,16 @@ impl AuthentikClient {
             .map_err(|e| invalid(e.to_string()))?;
         Ok(AuthentikClient {
             http,
+            guard: Arc::new(UpstreamGuard::unlimited(SYSTEM)),
             groups_url,
             token: token.into(),
         })
+    }
+
+    /// Sends through `guard` (shared with every other client of this upstream).
+    pub fn with_guard(mut self, guard: Arc<UpstreamGuard>) -> Self {
+        self.guard = guard;
+        self
     }
 
     /// `GET /core/groups/{pk}/`; `None` when it does not exist.
@@ -237,9 +249,11 @@ impl AuthentikClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = dezky_core::http::send(SYSTEM, request)
+        let response = self
+            .guard
+            .send(request)
             .await
-            .map_err(|e| AuthentikError::Unavailable(transport_error(&e)))?;
+            .map_err(|e| AuthentikError::Unavailable(send_error(&e)))?;
         let status = response.status();
         tracing::debug!(%method, %path, status = status.as_u16(), "authentik call");
         if status.is_success() {
@@ -326,6 +340,13 @@ async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, A
             truncate(&String::from_utf8_lossy(&bytes))
         ))
     })
+}
+
+fn send_error(error: &SendError) -> String {
+    match error {
+        SendError::Transport(e) => transport_error(e),
+        refused => refused.to_string(),
+    }
 }
 
 fn transport_error(error: &reqwest::Error) -> String {

@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use dezky_core::http::{SendError, UpstreamGuard};
+
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -54,7 +56,7 @@ pub enum OcisError {
     #[error("cannot get a service token: {0}")]
     Token(#[from] TokenError),
     #[error("oCIS unreachable: {0}")]
-    Transport(#[source] reqwest::Error),
+    Transport(#[source] SendError),
     /// Still 401 after renewing the token once.
     #[error("oCIS rejected the service token: {message}")]
     Unauthorized { message: String },
@@ -319,6 +321,8 @@ struct Call<'a> {
 #[derive(Clone)]
 pub struct OcisClient {
     http: reqwest::Client,
+    /// The gate of every request (rate limit, pauses, breaker); unlimited by default.
+    guard: Arc<UpstreamGuard>,
     /// `OCIS_API_URL` without a trailing slash; paths start with `/graph/`.
     base_url: String,
     tokens: Arc<TokenSource>,
@@ -332,7 +336,14 @@ impl OcisClient {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
             tokens,
+            guard: Arc::new(UpstreamGuard::unlimited(SYSTEM)),
         }
+    }
+
+    /// Sends through `guard` (shared with every other client of this upstream).
+    pub fn with_guard(mut self, guard: Arc<UpstreamGuard>) -> Self {
+        self.guard = guard;
+        self
     }
 
     /// Every project space the service user can see (disabled ones included).
@@ -460,7 +471,7 @@ impl OcisClient {
             .await?
             .bytes()
             .await
-            .map_err(OcisError::Transport)?;
+            .map_err(|e| OcisError::Transport(e.into()))?;
         // oCIS answers some empty results with no body at all: read it as `null`.
         let body: &[u8] = if body.trim_ascii().is_empty() {
             b"null"
@@ -495,7 +506,9 @@ impl OcisClient {
             if let Some(body) = &call.body {
                 request = request.json(body);
             }
-            let response = dezky_core::http::send(SYSTEM, request)
+            let response = self
+                .guard
+                .send(request)
                 .await
                 .map_err(OcisError::Transport)?;
             let status = response.status();

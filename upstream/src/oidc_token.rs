@@ -6,8 +6,10 @@
 //! shortly before its `expires_in` runs out (or until a 401 invalidates it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use dezky_core::http::{SendError, UpstreamGuard};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -22,7 +24,7 @@ const MAX_RENEW_MARGIN: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("token endpoint {url} unreachable: {source}")]
-    Transport { url: String, source: reqwest::Error },
+    Transport { url: String, source: SendError },
     /// The endpoint answered with an error (`invalid_client`, a 5xx, ...).
     #[error("token endpoint {url} answered {status}: {body}")]
     Rejected {
@@ -53,6 +55,8 @@ impl TokenError {
 /// A cached, shared source of `client_credentials` access tokens.
 pub struct TokenSource {
     http: reqwest::Client,
+    /// The gate of every request (rate limit, pauses, breaker); unlimited by default.
+    guard: Arc<UpstreamGuard>,
     token_url: String,
     client_id: String,
     client_secret: String,
@@ -97,7 +101,14 @@ impl TokenSource {
             scope: scope.into(),
             cache: Mutex::new(None),
             requests: AtomicU64::new(0),
+            guard: Arc::new(UpstreamGuard::unlimited(SYSTEM)),
         }
+    }
+
+    /// Sends through `guard` (shared with every other client of this upstream).
+    pub fn with_guard(mut self, guard: Arc<UpstreamGuard>) -> Self {
+        self.guard = guard;
+        self
     }
 
     /// A valid access token: the cached one, or a fresh one.
@@ -138,7 +149,9 @@ impl TokenSource {
             ("client_secret", self.client_secret.as_str()),
             ("scope", self.scope.as_str()),
         ];
-        let response = dezky_core::http::send(SYSTEM, self.http.post(&self.token_url).form(&form))
+        let response = self
+            .guard
+            .send(self.http.post(&self.token_url).form(&form))
             .await
             .map_err(|source| TokenError::Transport {
                 url: self.token_url.clone(),
@@ -150,7 +163,7 @@ impl TokenSource {
             .await
             .map_err(|source| TokenError::Transport {
                 url: self.token_url.clone(),
-                source,
+                source: source.into(),
             })?;
         if !status.is_success() {
             return Err(TokenError::Rejected {

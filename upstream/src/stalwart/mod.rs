@@ -9,6 +9,9 @@ mod jmap;
 mod listing;
 
 use std::fmt;
+use std::sync::Arc;
+
+use dezky_core::http::{SendError, UpstreamGuard};
 
 use reqwest::header::CONTENT_TYPE;
 use reqwest::StatusCode;
@@ -50,7 +53,7 @@ impl fmt::Debug for StalwartAuth {
 #[derive(Debug, thiserror::Error)]
 pub enum StalwartError {
     #[error("Stalwart is unreachable: {0}")]
-    Unreachable(#[source] reqwest::Error),
+    Unreachable(#[source] SendError),
     #[error("Stalwart rejected the credentials (HTTP 401): {0}")]
     Unauthorized(String),
     #[error("Stalwart denied the request (HTTP 403): {0}")]
@@ -84,6 +87,8 @@ struct Problem {
 #[derive(Clone, Debug)]
 pub struct StalwartClient {
     http: reqwest::Client,
+    /// The gate of every request (rate limit, pauses, breaker); unlimited by default.
+    guard: Arc<UpstreamGuard>,
     endpoint: String,
     auth: StalwartAuth,
 }
@@ -96,7 +101,14 @@ impl StalwartClient {
             http,
             endpoint: format!("{}/jmap", base_url.trim_end_matches('/')),
             auth,
+            guard: Arc::new(UpstreamGuard::unlimited(SYSTEM)),
         }
+    }
+
+    /// Sends through `guard` (shared with every other client of this upstream).
+    pub fn with_guard(mut self, guard: Arc<UpstreamGuard>) -> Self {
+        self.guard = guard;
+        self
     }
 
     /// Sends `batch` in as few HTTP requests as the call limit allows and
@@ -122,7 +134,9 @@ impl StalwartClient {
                 request.basic_auth(username, Some(password))
             }
         };
-        let response = dezky_core::http::send(SYSTEM, request)
+        let response = self
+            .guard
+            .send(request)
             .await
             .map_err(StalwartError::Unreachable)?;
         let status = response.status();

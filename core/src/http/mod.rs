@@ -2,6 +2,14 @@
 //! the platform roots plus `EXTRA_CA_CERTS`, a timeout on every request, and
 //! a Prometheus record of every call (`upstream_requests_total`,
 //! `upstream_request_duration_seconds`, by system, method and status).
+//! Calls to a managed upstream go through its [`UpstreamGuard`] (rate
+//! limit, `Retry-After` pauses, circuit breaker).
+
+mod breaker;
+mod guard;
+
+pub use breaker::{CircuitState, OPEN_FOR, THRESHOLD};
+pub use guard::{pause_of, RateLimit, SendError, UpstreamGuard, DEFAULT_PAUSE, MAX_PAUSE};
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -54,7 +62,8 @@ pub fn client(
     Ok(builder.build()?)
 }
 
-/// Sends a request and records it under `system` in the upstream metrics.
+/// Sends a request and records it under `system` in the upstream metrics
+/// (without a guard: for one-off calls such as discovery documents).
 pub async fn send(
     system: &'static str,
     request: reqwest::RequestBuilder,
