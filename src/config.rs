@@ -278,4 +278,50 @@ pub struct UpstreamArgs {
     /// Purge (not only disable) a deleted tenant's space.
     #[arg(long, env = "OCIS_PURGE_ON_DELETE", default_value_t = false)]
     pub ocis_purge_on_delete: bool,
+    #[command(flatten)]
+    pub limits: RateLimitArgs,
+}
+
+/// Default request rate per upstream (requests a second, shared by all
+/// tenants): low enough for a Django (Authentik) or Go (oCIS) server that
+/// also serves users, high enough that a resync from the snapshots (a few
+/// list requests an interval) and hundreds of changes a minute never wait.
+pub const DEFAULT_QPS: u32 = 20;
+/// Default burst: two seconds' worth, so a burst of new tenants starts at once.
+pub const DEFAULT_BURST: u32 = 40;
+
+/// Request rate limit per upstream (token bucket; 0 = unlimited).
+#[derive(Args, Clone, Debug, PartialEq, Eq)]
+pub struct RateLimitArgs {
+    /// Requests per second to Authentik, shared by all tenants (0 = unlimited).
+    #[arg(long, env = "AUTHENTIK_QPS", default_value_t = DEFAULT_QPS)]
+    pub authentik_qps: u32,
+    /// Requests Authentik may get at once above its rate.
+    #[arg(long, env = "AUTHENTIK_BURST", default_value_t = DEFAULT_BURST)]
+    pub authentik_burst: u32,
+    /// Requests per second to Stalwart (0 = unlimited).
+    #[arg(long, env = "STALWART_QPS", default_value_t = DEFAULT_QPS)]
+    pub stalwart_qps: u32,
+    /// Requests Stalwart may get at once above its rate.
+    #[arg(long, env = "STALWART_BURST", default_value_t = DEFAULT_BURST)]
+    pub stalwart_burst: u32,
+    /// Requests per second to oCIS (0 = unlimited).
+    #[arg(long, env = "OCIS_QPS", default_value_t = DEFAULT_QPS)]
+    pub ocis_qps: u32,
+    /// Requests oCIS may get at once above its rate.
+    #[arg(long, env = "OCIS_BURST", default_value_t = DEFAULT_BURST)]
+    pub ocis_burst: u32,
+}
+
+impl Default for RateLimitArgs {
+    fn default() -> Self {
+        RateLimitArgs {
+            authentik_qps: DEFAULT_QPS,
+            authentik_burst: DEFAULT_BURST,
+            stalwart_qps: DEFAULT_QPS,
+            stalwart_burst: DEFAULT_BURST,
+            ocis_qps: DEFAULT_QPS,
+            ocis_burst: DEFAULT_BURST,
+        }
+    }
 }

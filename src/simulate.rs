@@ -10,7 +10,7 @@ pub use dezky_simulators::suite::{Ports, Simulators};
 use dezky_simulators::suite::{OCIS_CLIENT_ID, OCIS_CLIENT_SECRET};
 use serde_json::json;
 
-use crate::config::{SimulateArgs, UpstreamArgs, DEFAULT_ADMIN_GROUP};
+use crate::config::{RateLimitArgs, SimulateArgs, UpstreamArgs, DEFAULT_ADMIN_GROUP};
 use crate::run;
 use dezky_upstream::stalwart::Management;
 
@@ -42,6 +42,7 @@ pub fn upstream_args(sims: &Simulators) -> UpstreamArgs {
         stalwart_dkim_management: Management::Manual,
         ocis_group_role: "editor".to_string(),
         ocis_token_scope: "openid profile email".to_string(),
+        limits: RateLimitArgs::default(),
     }
 }
 

@@ -8,6 +8,7 @@ use dezky_controller::pass::Reconcilers;
 use dezky_controller::reconcile::authentik::AuthentikReconciler;
 use dezky_controller::reconcile::ocis::{OcisReconciler, OcisSettings};
 use dezky_controller::reconcile::stalwart::{StalwartReconciler, StalwartSettings};
+use dezky_core::http::{RateLimit, UpstreamGuard};
 use dezky_core::model::System;
 use dezky_core::plans::PlanQuotas;
 use dezky_upstream::authentik::AuthentikClient;
@@ -36,8 +37,13 @@ pub async fn reconcilers(args: &UpstreamArgs, shared: Shared<'_>) -> anyhow::Res
             .authentik_token
             .clone()
             .context("AUTHENTIK_API_URL is set but AUTHENTIK_TOKEN is not")?;
-        let client =
-            AuthentikClient::new(shared.http.clone(), url, token).context("AUTHENTIK_API_URL")?;
+        let client = AuthentikClient::new(shared.http.clone(), url, token)
+            .context("AUTHENTIK_API_URL")?
+            .with_guard(guard(
+                "authentik",
+                args.limits.authentik_qps,
+                args.limits.authentik_burst,
+            ));
         out.insert(
             System::Authentik,
             Arc::new(AuthentikReconciler::new(
@@ -56,7 +62,11 @@ pub async fn reconcilers(args: &UpstreamArgs, shared: Shared<'_>) -> anyhow::Res
             },
             _ => bail!("STALWART_API_URL is set but neither STALWART_TOKEN nor STALWART_USERNAME + STALWART_PASSWORD are"),
         };
-        let client = StalwartClient::new(shared.http.clone(), url, auth);
+        let client = StalwartClient::new(shared.http.clone(), url, auth).with_guard(guard(
+            "stalwart",
+            args.limits.stalwart_qps,
+            args.limits.stalwart_burst,
+        ));
         out.insert(
             System::Stalwart,
             Arc::new(StalwartReconciler::new(
@@ -90,7 +100,13 @@ pub async fn reconcilers(args: &UpstreamArgs, shared: Shared<'_>) -> anyhow::Res
             secret,
             args.ocis_token_scope.clone(),
         ));
-        let client = Arc::new(OcisClient::new(shared.http.clone(), url, tokens));
+        let client = Arc::new(
+            OcisClient::new(shared.http.clone(), url, tokens).with_guard(guard(
+                "ocis",
+                args.limits.ocis_qps,
+                args.limits.ocis_burst,
+            )),
+        );
         let role = &args.ocis_group_role;
         let group_role_id = roles::by_name(role).map_or_else(|| role.clone(), str::to_owned);
         let settings = OcisSettings {
@@ -106,4 +122,9 @@ pub async fn reconcilers(args: &UpstreamArgs, shared: Shared<'_>) -> anyhow::Res
         );
     }
     Ok(out)
+}
+
+/// The shared gate of one upstream (`qps` 0 = no rate limit).
+fn guard(system: &'static str, qps: u32, burst: u32) -> Arc<UpstreamGuard> {
+    Arc::new(UpstreamGuard::new(system, RateLimit::new(qps, burst)))
 }

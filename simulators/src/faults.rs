@@ -1,8 +1,9 @@
 //! Fault injection and request accounting shared by every simulator.
 //!
 //! A [`Faults`] handle is cloned into a simulator's router as a middleware
-//! layer; tests flip it to make the next requests fail, slow every request
-//! down, or take the whole server out, and read how many requests arrived.
+//! layer; tests flip it to make the next requests fail (optionally with a
+//! `Retry-After`, as a throttling server answers), slow every request down,
+//! or take the whole server out, and read how many requests arrived.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,10 +28,27 @@ struct Inner {
     plan: Mutex<Plan>,
 }
 
+/// How an injected failure is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Refusal {
+    status: StatusCode,
+    retry_after: Option<u64>,
+}
+
+impl From<StatusCode> for Refusal {
+    fn from(status: StatusCode) -> Self {
+        Refusal {
+            status,
+            retry_after: None,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Plan {
-    /// Answer the next `n` requests with this status (and a plain error body).
-    fail_next: Option<(u32, StatusCode)>,
+    /// Answer the next `n` requests with this status (and a plain error
+    /// body), with `Retry-After: <seconds>` if set.
+    fail_next: Option<(u32, Refusal)>,
     /// Answer every request with 503 until cleared.
     outage: bool,
     /// Delay added before each request is handled.
@@ -45,7 +63,17 @@ impl Faults {
 
     /// Fail the next `count` requests with `status`.
     pub fn fail_next(&self, count: u32, status: StatusCode) {
-        self.plan().fail_next = Some((count, status));
+        self.plan().fail_next = Some((count, status.into()));
+    }
+
+    /// Answer the next `count` requests with `status` (429, 503) and
+    /// `Retry-After: <retry_after in whole seconds>`.
+    pub fn throttle_next(&self, count: u32, status: StatusCode, retry_after: Duration) {
+        let refusal = Refusal {
+            status,
+            retry_after: Some(retry_after.as_secs()),
+        };
+        self.plan().fail_next = Some((count, refusal));
     }
 
     /// Start (`true`) or end (`false`) a full outage: every request gets 503.
@@ -81,7 +109,7 @@ impl Faults {
     }
 
     /// Decides what to do with one request: `Err(status)` to fail it.
-    fn admit(&self, is_write: bool) -> (Duration, Result<(), StatusCode>) {
+    fn admit(&self, is_write: bool) -> (Duration, Result<(), Refusal>) {
         self.0.requests.fetch_add(1, Ordering::SeqCst);
         if is_write {
             self.0.writes.fetch_add(1, Ordering::SeqCst);
@@ -89,11 +117,11 @@ impl Faults {
         let mut plan = self.plan();
         let latency = plan.latency;
         if plan.outage {
-            return (latency, Err(StatusCode::SERVICE_UNAVAILABLE));
+            return (latency, Err(StatusCode::SERVICE_UNAVAILABLE.into()));
         }
-        if let Some((remaining, status)) = plan.fail_next {
-            plan.fail_next = (remaining > 1).then(|| (remaining - 1, status));
-            return (latency, Err(status));
+        if let Some((remaining, refusal)) = plan.fail_next {
+            plan.fail_next = (remaining > 1).then_some((remaining - 1, refusal));
+            return (latency, Err(refusal));
         }
         (latency, Ok(()))
     }
@@ -108,7 +136,19 @@ pub async fn layer(State(faults): State<Faults>, request: Request<Body>, next: N
     }
     match admitted {
         Ok(()) => next.run(request).await,
-        Err(status) => (status, "injected fault").into_response(),
+        Err(Refusal {
+            status,
+            retry_after: None,
+        }) => (status, "injected fault").into_response(),
+        Err(Refusal {
+            status,
+            retry_after: Some(seconds),
+        }) => (
+            status,
+            [(axum::http::header::RETRY_AFTER, seconds.to_string())],
+            "injected fault",
+        )
+            .into_response(),
     }
 }
 
@@ -120,8 +160,8 @@ mod tests {
     fn fail_next_fails_exactly_that_many_requests() {
         let faults = Faults::new();
         faults.fail_next(2, StatusCode::BAD_GATEWAY);
-        assert_eq!(faults.admit(false).1, Err(StatusCode::BAD_GATEWAY));
-        assert_eq!(faults.admit(true).1, Err(StatusCode::BAD_GATEWAY));
+        assert_eq!(faults.admit(false).1, Err(StatusCode::BAD_GATEWAY.into()));
+        assert_eq!(faults.admit(true).1, Err(StatusCode::BAD_GATEWAY.into()));
         assert_eq!(faults.admit(false).1, Ok(()));
         assert_eq!((faults.requests(), faults.writes()), (3, 1));
     }
@@ -130,8 +170,14 @@ mod tests {
     fn outage_lasts_until_cleared() {
         let faults = Faults::new();
         faults.set_outage(true);
-        assert_eq!(faults.admit(false).1, Err(StatusCode::SERVICE_UNAVAILABLE));
-        assert_eq!(faults.admit(false).1, Err(StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(
+            faults.admit(false).1,
+            Err(StatusCode::SERVICE_UNAVAILABLE.into())
+        );
+        assert_eq!(
+            faults.admit(false).1,
+            Err(StatusCode::SERVICE_UNAVAILABLE.into())
+        );
         faults.clear();
         assert_eq!(faults.admit(false).1, Ok(()));
     }
