@@ -204,6 +204,22 @@ async fn faults_and_recorder_see_every_request() {
     assert_eq!(log[1].method, "POST");
     assert_eq!(log[1].path, "/api/v3/core/groups/");
     assert_eq!(log[1].body, Some(json!({"name": "x"})));
+
+    let _ = call(&sim, Method::GET, "not-a-uuid/", None).await;
+    let recorder = sim.recorder();
+    assert_eq!(recorder.total(), 3);
+    assert_eq!(recorder.count("GET", "/api/v3/core/groups/"), 1);
+    assert_eq!(recorder.count("POST", "/api/v3/core/groups/"), 1);
+    assert_eq!(
+        recorder.count("GET", "/api/v3/core/groups/{group_uuid}/"),
+        1,
+        "counted by route template, not by concrete path"
+    );
+    let _ = Client::new()
+        .get(format!("{}/elsewhere", sim.url()))
+        .send()
+        .await;
+    assert_eq!(recorder.count("GET", crate::recording::UNMATCHED_ROUTE), 1);
 }
 
 #[tokio::test]
