@@ -9,6 +9,7 @@
 //! changes to groups ([`AuthentikSim::create_group`] and friends), without
 //! any extra HTTP route.
 
+mod index;
 mod listing;
 mod model;
 mod routes;
@@ -130,12 +131,7 @@ impl AuthentikSim {
 
     /// The group with exactly this name.
     pub fn group_named(&self, name: &str) -> Option<SimGroup> {
-        self.shared
-            .groups()
-            .sorted()
-            .into_iter()
-            .find(|g| g.name == name)
-            .cloned()
+        self.shared.groups().named(name).cloned()
     }
 
     /// Creates a group out of band.
