@@ -114,7 +114,8 @@ impl AuthentikSim {
         &self.oidc
     }
 
-    /// Every request received (method, path, query, JSON body).
+    /// The latest requests received (method, path, query, JSON body) and
+    /// counters of all of them.
     pub fn recorder(&self) -> &Recorder {
         self.endpoint.recorder()
     }

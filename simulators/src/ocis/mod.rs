@@ -91,7 +91,8 @@ impl OcisSim {
         self.endpoint.faults()
     }
 
-    /// Every request received (for contract tests), including rejected ones.
+    /// The latest requests received (for contract tests), including
+    /// rejected ones, and counters of all of them.
     pub fn recorder(&self) -> &Recorder {
         self.endpoint.recorder()
     }
