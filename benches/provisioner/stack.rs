@@ -293,19 +293,13 @@ impl Stack {
     }
 }
 
-/// JMAP `*/set` method calls in every request `stalwart` recorded.
+/// JMAP `*/set` method calls `stalwart` received.
 fn jmap_sets(stalwart: &StalwartSim) -> u64 {
-    let is_set = |call: &serde_json::Value| {
-        call.get(0)
-            .and_then(|name| name.as_str())
-            .is_some_and(|name| name.ends_with("/set"))
-    };
     stalwart
-        .recorder()
-        .requests()
+        .method_calls()
         .iter()
-        .filter_map(|r| r.body.as_ref()?.get("methodCalls")?.as_array().cloned())
-        .map(|calls| calls.iter().filter(|c| is_set(c)).count() as u64)
+        .filter(|(name, _)| name.ends_with("/set"))
+        .map(|(_, calls)| calls)
         .sum()
 }
 

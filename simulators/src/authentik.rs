@@ -9,6 +9,7 @@
 //! changes to groups ([`AuthentikSim::create_group`] and friends), without
 //! any extra HTTP route.
 
+mod index;
 mod listing;
 mod model;
 mod routes;
@@ -113,7 +114,8 @@ impl AuthentikSim {
         &self.oidc
     }
 
-    /// Every request received (method, path, query, JSON body).
+    /// The latest requests received (method, path, query, JSON body) and
+    /// counters of all of them.
     pub fn recorder(&self) -> &Recorder {
         self.endpoint.recorder()
     }
@@ -130,12 +132,7 @@ impl AuthentikSim {
 
     /// The group with exactly this name.
     pub fn group_named(&self, name: &str) -> Option<SimGroup> {
-        self.shared
-            .groups()
-            .sorted()
-            .into_iter()
-            .find(|g| g.name == name)
-            .cloned()
+        self.shared.groups().named(name).cloned()
     }
 
     /// Creates a group out of band.

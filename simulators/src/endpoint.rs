@@ -79,7 +79,8 @@ impl Endpoint {
         &self.faults
     }
 
-    /// Every request received, including ones faults or auth rejected.
+    /// The request log (latest requests and counters), including requests
+    /// faults or auth rejected.
     pub fn recorder(&self) -> &Recorder {
         &self.recorder
     }

@@ -12,6 +12,7 @@ mod endpoint;
 pub mod faults;
 pub mod ocis;
 pub mod oidc;
+mod ranked;
 pub mod recording;
 pub mod stalwart;
 pub mod suite;

@@ -4,11 +4,18 @@
 //! them as the ≥ 2025.12 `parents` shape or the legacy `parent` shape.
 //! Writes are validated the way Authentik's `GroupSerializer` does (field
 //! errors as `{"field": ["message"]}`), including the unique `name`.
+//!
+//! Every change replaces a whole group through [`GroupTable`]'s one store
+//! step, which also updates the lookups in [`GroupIndex`]: finding a group
+//! by name, by a string attribute or by parent never scans the table.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
+
+use super::index::GroupIndex;
+use crate::ranked::RankedSet;
 
 /// One group as the simulator stores it.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,39 +85,75 @@ pub enum SimGroupError {
     DuplicateName(String),
 }
 
-/// All groups, by pk.
+/// All groups, by pk, and their lookups.
 #[derive(Default)]
 pub struct GroupTable {
     groups: HashMap<Uuid, SimGroup>,
+    index: GroupIndex,
 }
 
 impl GroupTable {
     /// Groups ordered by name, as Authentik lists them.
     pub fn sorted(&self) -> Vec<&SimGroup> {
-        let mut all: Vec<&SimGroup> = self.groups.values().collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name).then(a.pk.cmp(&b.pk)));
-        all
+        self.in_order(self.index.names().iter()).collect()
+    }
+
+    /// The groups with these names, in the names' order.
+    pub fn in_order<'a>(
+        &'a self,
+        names: impl Iterator<Item = &'a String> + 'a,
+    ) -> impl Iterator<Item = &'a SimGroup> + 'a {
+        names.filter_map(|name| self.named(name))
     }
 
     pub fn get(&self, pk: Uuid) -> Option<&SimGroup> {
         self.groups.get(&pk)
     }
 
-    /// Groups listing `pk` among their parents.
+    /// The group named exactly `name`.
+    pub fn named(&self, name: &str) -> Option<&SimGroup> {
+        self.index
+            .pk_named(name)
+            .and_then(|pk| self.groups.get(&pk))
+    }
+
+    /// Every name, in listing order (with rank access for pagination).
+    pub fn names(&self) -> &RankedSet<String> {
+        self.index.names()
+    }
+
+    /// Names of the groups whose top-level attribute `key` is the string
+    /// `value`, in listing order (`None`: no such group).
+    pub fn names_with_attribute(&self, key: &str, value: &str) -> Option<&RankedSet<String>> {
+        self.index.names_with(key, value)
+    }
+
+    /// Groups listing `pk` among their parents, ordered by name.
     pub fn children(&self, pk: Uuid) -> Vec<&SimGroup> {
         let mut children: Vec<&SimGroup> = self
-            .groups
-            .values()
-            .filter(|g| g.parents.contains(&pk))
+            .index
+            .children(pk)
+            .filter_map(|child| self.groups.get(&child))
             .collect();
         children.sort_by(|a, b| a.name.cmp(&b.name));
         children
     }
 
     fn name_taken(&self, name: &str, except: Option<Uuid>) -> bool {
-        self.groups
-            .values()
-            .any(|g| g.name == name && Some(g.pk) != except)
+        self.index
+            .pk_named(name)
+            .is_some_and(|pk| Some(pk) != except)
+    }
+
+    /// Stores `group` (new, or replacing the group with its pk) and keeps
+    /// the index in step; the one place the table changes.
+    fn store(&mut self, group: SimGroup) -> SimGroup {
+        if let Some(old) = self.groups.get(&group.pk) {
+            self.index.remove(old);
+        }
+        self.index.add(&group);
+        self.groups.insert(group.pk, group.clone());
+        group
     }
 
     /// Applies an API write (`body` as received) to a new group (`target`
@@ -123,12 +166,9 @@ impl GroupTable {
         legacy: bool,
     ) -> Result<SimGroup, FieldErrors> {
         let changes = self.validate(target, body, kind, legacy)?;
-        let group = match target {
-            Some(pk) => self.groups.get_mut(&pk).ok_or_else(FieldErrors::new)?,
-            None => {
-                let group = SimGroup::new(String::new());
-                self.groups.entry(group.pk).or_insert(group)
-            }
+        let mut group = match target {
+            Some(pk) => self.groups.get(&pk).cloned().ok_or_else(FieldErrors::new)?,
+            None => SimGroup::new(String::new()),
         };
         if let Some(name) = changes.name {
             group.name = name;
@@ -148,7 +188,7 @@ impl GroupTable {
         if let Some(roles) = changes.roles {
             group.roles = roles;
         }
-        Ok(group.clone())
+        Ok(self.store(group))
     }
 
     fn validate(
@@ -285,8 +325,13 @@ impl GroupTable {
     /// Removes a group (and drops it from its children's parents).
     pub fn remove(&mut self, pk: Uuid) -> Option<SimGroup> {
         let removed = self.groups.remove(&pk)?;
-        for group in self.groups.values_mut() {
-            group.parents.retain(|p| *p != pk);
+        self.index.remove(&removed);
+        let children: Vec<Uuid> = self.index.children(pk).collect();
+        for child in children {
+            if let Some(mut group) = self.groups.get(&child).cloned() {
+                group.parents.retain(|p| *p != pk);
+                self.store(group);
+            }
         }
         Some(removed)
     }
@@ -302,8 +347,7 @@ impl GroupTable {
         }
         let mut group = SimGroup::new(name.to_owned());
         group.attributes = attributes;
-        self.groups.insert(group.pk, group.clone());
-        Ok(group)
+        Ok(self.store(group))
     }
 
     /// Out-of-band change of one existing group.
@@ -315,11 +359,12 @@ impl GroupTable {
         let before = self.groups.get(&pk).ok_or(SimGroupError::NotFound(pk))?;
         let mut after = before.clone();
         change(&mut after);
+        // The pk is the key: a change of it is not a change of this group.
+        after.pk = pk;
         if after.name != before.name && self.name_taken(&after.name, Some(pk)) {
             return Err(SimGroupError::DuplicateName(after.name));
         }
-        self.groups.insert(pk, after.clone());
-        Ok(after)
+        Ok(self.store(after))
     }
 }
 
@@ -377,6 +422,98 @@ mod tests {
         table
             .write(Some(a.pk), &json!({"name": "a"}), WriteKind::Patch, false)
             .expect("same name");
+    }
+
+    #[test]
+    fn indexes_follow_every_create_rename_update_and_delete() {
+        let mut table = GroupTable::default();
+        let tenant = |value: &str| {
+            let mut attributes = Map::new();
+            attributes.insert("tenant".into(), json!(value));
+            attributes
+        };
+        let with = |table: &GroupTable, value: &str| -> Vec<String> {
+            table
+                .names_with_attribute("tenant", value)
+                .map(|names| names.iter().cloned().collect())
+                .unwrap_or_default()
+        };
+        let names = |groups: Vec<&SimGroup>| -> Vec<String> {
+            groups.into_iter().map(|g| g.name.clone()).collect()
+        };
+        let parent = table.insert("parent", tenant("t1")).expect("parent");
+        let child = table
+            .write(
+                None,
+                &json!({"name": "child", "parents": [parent.pk.to_string()],
+                        "attributes": {"tenant": "t1", "n": 1}}),
+                WriteKind::Create,
+                false,
+            )
+            .expect("child");
+        assert_eq!(with(&table, "t1"), ["child", "parent"]);
+        assert_eq!(names(table.children(parent.pk)), ["child"]);
+
+        table
+            .write(
+                Some(child.pk),
+                &json!({"name": "kid"}),
+                WriteKind::Patch,
+                false,
+            )
+            .expect("rename");
+        assert!(table.named("child").is_none(), "old name is gone");
+        assert_eq!(table.named("kid").map(|g| g.pk), Some(child.pk));
+        assert_eq!(with(&table, "t1"), ["kid", "parent"]);
+        assert_eq!(names(table.sorted()), ["kid", "parent"]);
+
+        table
+            .write(
+                Some(child.pk),
+                &json!({"attributes": {"tenant": "t2"}}),
+                WriteKind::Patch,
+                false,
+            )
+            .expect("new attributes");
+        assert_eq!(
+            (with(&table, "t1"), with(&table, "t2")),
+            (vec!["parent".to_owned()], vec!["kid".to_owned()])
+        );
+
+        table
+            .modify(parent.pk, |g| g.name = "root".into())
+            .expect("out-of-band rename");
+        assert!(table.named("parent").is_none());
+        assert_eq!(with(&table, "t1"), ["root"]);
+        assert_eq!(names(table.children(parent.pk)), ["kid"]);
+        let reused = table
+            .insert("parent", Map::new())
+            .expect("a freed name is free");
+
+        table.remove(parent.pk).expect("delete the parent");
+        assert!(table.named("root").is_none());
+        assert!(with(&table, "t1").is_empty());
+        assert!(table.children(parent.pk).is_empty());
+        assert_eq!(table.get(child.pk).map(|g| g.parents.clone()), Some(vec![]));
+
+        table
+            .modify(child.pk, |g| g.parents = vec![reused.pk])
+            .expect("parents");
+        assert_eq!(names(table.children(reused.pk)), ["kid"]);
+        table
+            .write(
+                Some(child.pk),
+                &json!({"name": "kid"}),
+                WriteKind::Replace,
+                false,
+            )
+            .expect("put wipes parents");
+        assert!(table.children(reused.pk).is_empty());
+
+        table.remove(child.pk).expect("delete the child");
+        assert!(with(&table, "t2").is_empty());
+        assert_eq!(names(table.sorted()), ["parent"]);
+        assert_eq!(table.names().len(), 1);
     }
 
     #[test]

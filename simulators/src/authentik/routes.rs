@@ -205,9 +205,8 @@ async fn list(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let table = shared.groups();
-    let page = listing::filter(table.sorted(), &query)
-        .and_then(|groups| listing::paginate(groups, &query, shared.float_pagination))
-        .map_err(|error| match error {
+    let page =
+        listing::list(&table, &query, shared.float_pagination).map_err(|error| match error {
             ListError::BadRequest(body) => ApiError(StatusCode::BAD_REQUEST, body),
             ListError::InvalidPage => ApiError::detail(StatusCode::NOT_FOUND, "Invalid page."),
         })?;

@@ -204,6 +204,22 @@ async fn faults_and_recorder_see_every_request() {
     assert_eq!(log[1].method, "POST");
     assert_eq!(log[1].path, "/api/v3/core/groups/");
     assert_eq!(log[1].body, Some(json!({"name": "x"})));
+
+    let _ = call(&sim, Method::GET, "not-a-uuid/", None).await;
+    let recorder = sim.recorder();
+    assert_eq!(recorder.total(), 3);
+    assert_eq!(recorder.count("GET", "/api/v3/core/groups/"), 1);
+    assert_eq!(recorder.count("POST", "/api/v3/core/groups/"), 1);
+    assert_eq!(
+        recorder.count("GET", "/api/v3/core/groups/{group_uuid}/"),
+        1,
+        "counted by route template, not by concrete path"
+    );
+    let _ = Client::new()
+        .get(format!("{}/elsewhere", sim.url()))
+        .send()
+        .await;
+    assert_eq!(recorder.count("GET", crate::recording::UNMATCHED_ROUTE), 1);
 }
 
 #[tokio::test]
@@ -229,4 +245,50 @@ async fn serves_the_oidc_provider_on_the_same_port() {
         StatusCode::OK,
         "OIDC routes need no API token"
     );
+}
+
+/// `?key=value&...` with the values percent-encoded.
+fn encoded_query(pairs: &[(&str, &str)]) -> String {
+    let url = reqwest::Url::parse_with_params("http://x/", pairs).expect("url");
+    format!("?{}", url.query().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn lookups_by_name_attribute_and_page_work_among_100_000_groups() {
+    let sim = sim(false).await;
+    for i in 0..100_000 {
+        let mut attributes = Map::new();
+        attributes.insert("dezky_managed_by".into(), json!("dezky-provisioner"));
+        attributes.insert("dezky_tenant_id".into(), json!(format!("tenant-{i:06}")));
+        sim.create_group(&format!("dezky-{i:06}"), attributes)
+            .expect("group");
+    }
+    let path = encoded_query(&[("name", "dezky-054321"), ("include_users", "false")]);
+    let (status, by_name) = call(&sim, Method::GET, &path, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(by_name["pagination"]["count"], 1);
+    assert_eq!(by_name["results"][0]["name"], "dezky-054321");
+
+    let tenant = r#"{"dezky_tenant_id": "tenant-099999"}"#;
+    let (_, by_tenant) = call(
+        &sim,
+        Method::GET,
+        &encoded_query(&[("attributes", tenant)]),
+        None,
+    )
+    .await;
+    assert_eq!(by_tenant["pagination"]["count"], 1);
+    assert_eq!(by_tenant["results"][0]["name"], "dezky-099999");
+
+    let managed = r#"{"dezky_managed_by": "dezky-provisioner"}"#;
+    let path = encoded_query(&[
+        ("attributes", managed),
+        ("page_size", "100"),
+        ("page", "1000"),
+    ]);
+    let (_, last) = call(&sim, Method::GET, &path, None).await;
+    assert_eq!(last["pagination"]["count"], 100_000);
+    assert_eq!(last["pagination"]["next"], 0);
+    assert_eq!(last["results"].as_array().map(Vec::len), Some(100));
+    assert_eq!(last["results"][99]["name"], "dezky-099999");
 }

@@ -91,17 +91,23 @@ impl OcisSim {
         self.endpoint.faults()
     }
 
-    /// Every request received (for contract tests), including rejected ones.
+    /// The latest requests received (for contract tests), including
+    /// rejected ones, and counters of all of them.
     pub fn recorder(&self) -> &Recorder {
         self.endpoint.recorder()
     }
 
     /// Every space (disabled ones included), in creation order.
     pub fn drives(&self) -> Vec<SimDrive> {
+        self.shared.state().drives().map(SimDrive::from).collect()
+    }
+
+    /// The spaces with this `driveAlias` (oCIS does not make it unique), in
+    /// creation order.
+    pub fn drives_with_alias(&self, alias: &str) -> Vec<SimDrive> {
         self.shared
             .state()
-            .drives
-            .iter()
+            .drives_with_alias(alias)
             .map(SimDrive::from)
             .collect()
     }
@@ -133,10 +139,7 @@ impl OcisSim {
 
     /// Removes a space for good, whatever its state; `false` if it did not exist.
     pub fn purge_drive(&self, id: &str) -> bool {
-        let mut state = self.shared.state();
-        let before = state.drives.len();
-        state.drives.retain(|d| d.id != id);
-        state.drives.len() != before
+        self.shared.state().remove_drive(id)
     }
 
     /// Creates a group (as oCIS auto-provisioning would on a member's first

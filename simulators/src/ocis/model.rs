@@ -1,5 +1,11 @@
 //! The simulated oCIS data (spaces, grants, groups), the rules oCIS applies
 //! to them, and their libregraph JSON shapes.
+//!
+//! [`State`] finds a space by id or by `driveAlias` and a group by id or by
+//! name without scanning: it keeps lookups next to the records. A space's
+//! id and alias are its keys, so they are private and never change.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{json, Value};
 
@@ -14,20 +20,39 @@ const STORAGE_ID: &str = "storage-users-1";
 /// Characters oCIS refuses in a space name.
 const FORBIDDEN: &[char] = &['/', '\\', '.', ':', '?', '*', '"', '>', '<', '|'];
 
+/// Which flavour of libregraph a response is rendered in: oCIS answers
+/// `/graph/v1.0/...` with the cs3 shape of a grant (`grantedToIdentities`,
+/// legacy role names) and `/graph/v1beta1/...` with the unified one
+/// (`grantedToV2`, role ids, a permission id); see `APIVersion` in oCIS's
+/// `services/graph/pkg/service/v0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Api {
+    V1,
+    V1Beta1,
+}
+
 #[derive(Default)]
 pub(crate) struct State {
-    /// In creation order.
-    pub drives: Vec<DriveRecord>,
-    pub groups: Vec<GroupRecord>,
+    /// Creation number -> space: iterating gives creation order.
+    drives: BTreeMap<u64, DriveRecord>,
+    /// Drive id -> creation number.
+    drive_numbers: HashMap<String, u64>,
+    /// `driveAlias` -> creation numbers (oCIS does not make aliases unique).
+    by_alias: HashMap<String, BTreeSet<u64>>,
+    next_drive: u64,
+    /// Group id -> group.
+    groups: HashMap<String, GroupRecord>,
+    /// Group name -> id (names are unique: a second create is a 409).
+    group_ids: HashMap<String, String>,
 }
 
 pub(crate) struct DriveRecord {
     /// `storage-users-1$<space id>`.
-    pub id: String,
+    id: String,
     pub space_id: String,
     pub name: String,
     pub description: String,
-    pub alias: Option<String>,
+    alias: Option<String>,
     pub quota_total: u64,
     pub trashed: bool,
     pub modified: String,
@@ -96,33 +121,82 @@ impl From<&PermissionRecord> for SimPermission {
 }
 
 impl State {
+    /// Every space, in creation order.
+    pub fn drives(&self) -> impl Iterator<Item = &DriveRecord> {
+        self.drives.values()
+    }
+
     pub fn drive(&self, id: &str) -> Option<&DriveRecord> {
-        self.drives.iter().find(|d| d.id == id)
+        self.drives.get(self.drive_numbers.get(id)?)
     }
 
     pub fn drive_mut(&mut self, id: &str) -> Option<&mut DriveRecord> {
-        self.drives.iter_mut().find(|d| d.id == id)
+        self.drives.get_mut(self.drive_numbers.get(id)?)
+    }
+
+    /// The spaces with this `driveAlias`, in creation order.
+    pub fn drives_with_alias(&self, alias: &str) -> impl Iterator<Item = &DriveRecord> {
+        self.by_alias
+            .get(alias)
+            .into_iter()
+            .flatten()
+            .filter_map(|number| self.drives.get(number))
+    }
+
+    pub fn add_drive(&mut self, drive: DriveRecord) {
+        let number = self.next_drive;
+        self.next_drive += 1;
+        self.drive_numbers.insert(drive.id.clone(), number);
+        if let Some(alias) = &drive.alias {
+            self.by_alias
+                .entry(alias.clone())
+                .or_default()
+                .insert(number);
+        }
+        self.drives.insert(number, drive);
+    }
+
+    /// Removes a space for good; `false` if there was none.
+    pub fn remove_drive(&mut self, id: &str) -> bool {
+        let Some(number) = self.drive_numbers.remove(id) else {
+            return false;
+        };
+        let Some(drive) = self.drives.remove(&number) else {
+            return false;
+        };
+        if let Some(alias) = &drive.alias {
+            if let Some(numbers) = self.by_alias.get_mut(alias) {
+                numbers.remove(&number);
+                if numbers.is_empty() {
+                    self.by_alias.remove(alias);
+                }
+            }
+        }
+        true
     }
 
     pub fn group_by_name(&self, name: &str) -> Option<&GroupRecord> {
-        self.groups.iter().find(|g| g.name == name)
+        self.groups.get(self.group_ids.get(name)?)
     }
 
     /// A group by id, or else by name (as `GET /groups/{name-or-id}`).
     pub fn group(&self, name_or_id: &str) -> Option<&GroupRecord> {
         self.groups
-            .iter()
-            .find(|g| g.id == name_or_id)
+            .get(name_or_id)
             .or_else(|| self.group_by_name(name_or_id))
     }
 
     /// Adds a group and returns its id.
     pub fn add_group(&mut self, name: &str) -> String {
         let id = uuid::Uuid::new_v4().to_string();
-        self.groups.push(GroupRecord {
-            id: id.clone(),
-            name: name.to_string(),
-        });
+        self.group_ids.insert(name.to_string(), id.clone());
+        self.groups.insert(
+            id.clone(),
+            GroupRecord {
+                id: id.clone(),
+                name: name.to_string(),
+            },
+        );
         id
     }
 }
@@ -172,12 +246,14 @@ impl DriveRecord {
             .any(|p| p.id == id && p.roles.iter().any(|r| r == MANAGER))
     }
 
-    /// The libregraph `drive` JSON.
-    pub fn to_json(&self, base_url: &str) -> Value {
+    /// The libregraph `drive` JSON; `root.permissions` holds every grant
+    /// on the space, in the shape of `api`.
+    pub fn to_json(&self, base_url: &str, api: Api) -> Value {
+        let permissions: Vec<Value> = self.permissions.iter().map(|p| p.to_json(api)).collect();
         let mut root = json!({
             "id": format!("{}!{}", self.id, self.space_id),
             "eTag": format!("\"{}\"", self.revision),
-            "permissions": self.permissions.iter().map(PermissionRecord::to_json).collect::<Vec<_>>(),
+            "permissions": permissions,
             "webDavUrl": format!("{base_url}/dav/spaces/{}", self.id.replace('$', "%24")),
         });
         if self.trashed {
@@ -210,13 +286,40 @@ impl DriveRecord {
 }
 
 impl PermissionRecord {
-    /// The libregraph `permission` JSON.
-    pub fn to_json(&self) -> Value {
+    /// The libregraph `permission` JSON. In the v1.0 shape a grant has no
+    /// id, its grantee is the one entry of `grantedToIdentities`, and its
+    /// roles are legacy names (`roles` is absent when none has one).
+    pub fn to_json(&self, api: Api) -> Value {
         let granted = match &self.grantee {
             Grantee::User { id, name } => json!({ "user": { "id": id, "displayName": name } }),
             Grantee::Group { id, name } => json!({ "group": { "id": id, "displayName": name } }),
         };
-        json!({ "id": self.id, "roles": self.roles, "grantedToV2": granted })
+        match api {
+            Api::V1Beta1 => json!({ "id": self.id, "roles": self.roles, "grantedToV2": granted }),
+            Api::V1 => {
+                let roles: Vec<&str> = self
+                    .roles
+                    .iter()
+                    .filter_map(|role| legacy_role_name(role))
+                    .collect();
+                let mut permission = json!({ "grantedToIdentities": [granted] });
+                if !roles.is_empty() {
+                    permission["roles"] = json!(roles);
+                }
+                permission
+            }
+        }
+    }
+}
+
+/// The name the v1.0 API gives a space role (oCIS's `unifiedrole`
+/// `legacyNames`: the space viewer and editor keep their old v1 names).
+fn legacy_role_name(role: &str) -> Option<&'static str> {
+    match role {
+        MANAGER => Some("manager"),
+        SPACE_EDITOR => Some("editor"),
+        SPACE_VIEWER => Some("viewer"),
+        _ => None,
     }
 }
 

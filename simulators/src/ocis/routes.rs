@@ -1,5 +1,9 @@
 //! The libregraph routes of the oCIS simulator, with oCIS's status codes and
 //! `{"error": {"code", "message", "innererror"}}` bodies.
+//!
+//! Drives are listed under `/graph/v1.0/drives` and `/graph/v1beta1/drives`
+//! (the same spaces; grants in `root.permissions` in each version's shape,
+//! see [`Api`]), so a client sees every grant of every space in one call.
 
 use std::collections::HashMap;
 
@@ -12,12 +16,13 @@ use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 
 use super::auth::Caller;
-use super::model::{self, DriveRecord, Grantee, PermissionRecord};
+use super::model::{self, Api, DriveRecord, Grantee, PermissionRecord};
 use super::Shared;
 
 pub(crate) fn router(shared: Shared) -> Router {
     Router::new()
         .route("/graph/v1.0/drives", get(list_drives).post(create_drive))
+        .route("/graph/v1beta1/drives", get(list_drives_beta))
         .route(
             "/graph/v1.0/drives/{id}",
             get(get_drive).patch(patch_drive).delete(delete_drive),
@@ -154,22 +159,33 @@ fn parse_filter(filter: &str) -> Result<(&str, &str), GraphError> {
     }
 }
 
+/// `GET /graph/v1.0/drives`: grants in the v1.0 shape.
 async fn list_drives(
     State(shared): State<Shared>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
+    drive_list(&shared, &query, Api::V1)
+}
+
+/// `GET /graph/v1beta1/drives`: grants as the permissions API shows them.
+async fn list_drives_beta(
+    State(shared): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    drive_list(&shared, &query, Api::V1Beta1)
+}
+
+/// The spaces a `$filter` selects, in creation order (every space is a
+/// project space; `id eq` is a lookup, not a scan).
+fn drive_list(shared: &Shared, query: &HashMap<String, String>, api: Api) -> Answer {
     let filter = query.get("$filter").map(|f| parse_filter(f)).transpose()?;
     let state = shared.state();
-    let drives: Vec<Value> = state
-        .drives
-        .iter()
-        .filter(|d| match filter {
-            None | Some(("driveType", "project")) => true,
-            Some(("id", id)) => d.id == id,
-            Some(_) => false,
-        })
-        .map(|d| d.to_json(&shared.base_url))
-        .collect();
+    let selected: Box<dyn Iterator<Item = &DriveRecord>> = match filter {
+        None | Some(("driveType", "project")) => Box::new(state.drives()),
+        Some(("id", id)) => Box::new(state.drive(id).into_iter()),
+        Some(_) => Box::new(std::iter::empty()),
+    };
+    let drives: Vec<Value> = selected.map(|d| d.to_json(&shared.base_url, api)).collect();
     if drives.is_empty() && shared.null_empty_list {
         return Ok(Json(Value::Null).into_response());
     }
@@ -202,8 +218,8 @@ async fn create_drive(
         quota_field(&map)?.unwrap_or(0),
         &caller,
     );
-    let json = drive.to_json(&shared.base_url);
-    shared.state().drives.push(drive);
+    let json = drive.to_json(&shared.base_url, Api::V1);
+    shared.state().add_drive(drive);
     Ok((StatusCode::CREATED, Json(json)).into_response())
 }
 
@@ -214,7 +230,7 @@ fn no_drive(id: &str) -> GraphError {
 async fn get_drive(State(shared): State<Shared>, Path(id): Path<String>) -> Answer {
     let state = shared.state();
     let drive = state.drive(&id).ok_or_else(|| no_drive(&id))?;
-    Ok(Json(drive.to_json(&shared.base_url)).into_response())
+    Ok(Json(drive.to_json(&shared.base_url, Api::V1)).into_response())
 }
 
 async fn patch_drive(
@@ -246,7 +262,7 @@ async fn patch_drive(
         drive.quota_total = total;
     }
     drive.touch();
-    Ok(Json(drive.to_json(&shared.base_url)).into_response())
+    Ok(Json(drive.to_json(&shared.base_url, Api::V1)).into_response())
 }
 
 async fn delete_drive(
@@ -260,7 +276,7 @@ async fn delete_drive(
         if !drive.trashed {
             return Err(GraphError::invalid("can't purge enabled space"));
         }
-        state.drives.retain(|d| d.id != id);
+        state.remove_drive(&id);
     } else if !drive.trashed {
         drive.trashed = true;
         drive.touch();
@@ -373,7 +389,7 @@ async fn invite(
             name: group.1,
         },
     };
-    let json = permission.to_json();
+    let json = permission.to_json(Api::V1Beta1);
     drive.permissions.push(permission);
     drive.touch();
     Ok(Json(json!({ "value": [json] })).into_response())
@@ -389,7 +405,7 @@ async fn list_permissions(
     let value: Vec<Value> = drive
         .permissions
         .iter()
-        .map(PermissionRecord::to_json)
+        .map(|p| p.to_json(Api::V1Beta1))
         .collect();
     Ok(Json(json!({
         "@libre.graph.permissions.roles.allowedValues": model::space_roles(),
@@ -416,7 +432,7 @@ async fn patch_permission(
     if let Some(role) = role {
         permission.roles = vec![role];
     }
-    let json = permission.to_json();
+    let json = permission.to_json(Api::V1Beta1);
     drive.touch();
     Ok(Json(json).into_response())
 }

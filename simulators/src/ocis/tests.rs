@@ -296,3 +296,130 @@ async fn group_grants_use_g_ids_and_reinvites_conflict() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(patched["roles"][0], MANAGER);
 }
+
+/// `$filter` query of a drive list.
+fn filtered(version: &str, filter: &str) -> String {
+    let url = reqwest::Url::parse_with_params("http://x/", &[("$filter", filter)]).expect("url");
+    format!(
+        "/graph/{version}/drives?{}",
+        url.query().unwrap_or_default()
+    )
+}
+
+#[tokio::test]
+async fn drive_lists_carry_every_grant_in_each_versions_shape() {
+    let env = env(false).await;
+    let drive = env.create("Acme").await;
+    let id = drive["id"].as_str().unwrap_or_default().to_string();
+    let gid = env.ocis.create_group("tenant-acme");
+    let invite = json!({
+        "recipients": [{"objectId": gid, "@libre.graph.recipient.type": "group"}],
+        "roles": [EDITOR],
+    });
+    let root = format!("/graph/v1beta1/drives/{}/root", id.replace('$', "%24"));
+    let (status, _) = env
+        .call(Method::POST, &format!("{root}/invite"), &[], Some(invite))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let project = "driveType eq 'project'";
+
+    let (status, v1) = env
+        .call(Method::GET, &filtered("v1.0", project), &[], None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        v1["value"][0]["root"]["permissions"],
+        json!([
+            {"grantedToIdentities": [{"user": {"id": "svc-user", "displayName": "svc"}}],
+             "roles": ["manager"]},
+            {"grantedToIdentities": [{"group": {"id": gid, "displayName": "tenant-acme"}}],
+             "roles": ["editor"]},
+        ]),
+        "v1.0: cs3 shape, legacy role names, no permission ids"
+    );
+    let (_, single) = env.call(Method::GET, &drive_path(&id), &[], None).await;
+    assert_eq!(
+        single["root"]["permissions"],
+        v1["value"][0]["root"]["permissions"]
+    );
+
+    let (status, beta) = env
+        .call(Method::GET, &filtered("v1beta1", project), &[], None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, permissions) = env
+        .call(Method::GET, &format!("{root}/permissions"), &[], None)
+        .await;
+    assert_eq!(
+        beta["value"][0]["root"]["permissions"], permissions["value"],
+        "v1beta1: exactly what the permissions API lists"
+    );
+    assert_eq!(beta["value"][0]["id"], json!(id));
+}
+
+#[tokio::test]
+async fn drive_and_group_lookups_follow_creation_and_purge() {
+    let env = env(false).await;
+    let first = env.create("First").await;
+    let second = env.create("Second").await;
+    let id = first["id"].as_str().unwrap_or_default().to_string();
+    let listed = |body: &Value| -> Vec<Value> {
+        body["value"]
+            .as_array()
+            .map(|all| all.iter().map(|d| d["id"].clone()).collect())
+            .unwrap_or_default()
+    };
+    let (_, all) = env.call(Method::GET, "/graph/v1.0/drives", &[], None).await;
+    assert_eq!(
+        listed(&all),
+        [first["id"].clone(), second["id"].clone()],
+        "creation order"
+    );
+    let by_id = filtered("v1.0", &format!("id eq '{id}'"));
+    let (_, one) = env.call(Method::GET, &by_id, &[], None).await;
+    assert_eq!(listed(&one), [first["id"].clone()]);
+    let aliased: Vec<String> = env
+        .ocis
+        .drives_with_alias("project/x")
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(aliased.len(), 2, "aliases are not unique");
+
+    assert!(env.ocis.disable_drive(&id));
+    assert!(env.ocis.purge_drive(&id));
+    assert!(!env.ocis.purge_drive(&id), "already gone");
+    let (_, none) = env.call(Method::GET, &by_id, &[], None).await;
+    assert!(listed(&none).is_empty());
+    let (status, _) = env.call(Method::GET, &drive_path(&id), &[], None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(env.ocis.drives_with_alias("project/x").len(), 1);
+    assert!(env.ocis.drives_with_alias("other").is_empty());
+
+    let gid = env.ocis.create_group("tenant-acme");
+    assert_eq!(
+        env.ocis.create_group("tenant-acme"),
+        gid,
+        "one group per name"
+    );
+    for name_or_id in ["tenant-acme", gid.as_str()] {
+        let (status, group) = env
+            .call(
+                Method::GET,
+                &format!("/graph/v1.0/groups/{name_or_id}"),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!((status, group["id"].clone()), (StatusCode::OK, json!(gid)));
+    }
+    let (status, _) = env
+        .call(
+            Method::POST,
+            "/graph/v1.0/groups",
+            &[],
+            Some(json!({"displayName": "tenant-acme"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}

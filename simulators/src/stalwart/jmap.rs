@@ -1,18 +1,30 @@
 //! JMAP request processing of the simulated Stalwart: request-level checks
 //! (capabilities, the 16-call limit), result references (never into a
 //! `/set` response), `#creationId` references, method-level `forbidden`, and
-//! the `x:Domain` / `x:DkimSignature` get, set and query methods.
+//! the `x:Domain` / `x:DkimSignature` get and set methods (query: [`query`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{json, Map, Value};
 
-use super::model::{Directory, SimSetError, DOMAIN_PROPERTIES};
+use super::directory::Directory;
+use super::model::{SimDkimSignature, SimDomain, SimSetError, DOMAIN_PROPERTIES};
+use super::query;
 
 /// Calls accepted in one request.
 pub const MAX_CALLS: usize = 16;
 /// Objects accepted in one get or set.
 pub const MAX_OBJECTS: usize = 500;
+/// Every method the server knows (what [`process`] counts).
+const METHODS: [&str; 7] = [
+    "Core/echo",
+    "x:Domain/get",
+    "x:Domain/query",
+    "x:Domain/set",
+    "x:DkimSignature/get",
+    "x:DkimSignature/query",
+    "x:DkimSignature/set",
+];
 const CORE: &str = "urn:ietf:params:jmap:core";
 const STALWART: &str = "urn:stalwart:jmap";
 
@@ -36,9 +48,12 @@ impl RequestError {
 }
 
 /// A method-level error: `["error", {"type", "description"}, callId]`.
-struct MethodError(&'static str, String);
+pub(super) struct MethodError(pub &'static str, pub String);
 
-type MethodResult = Result<Value, MethodError>;
+pub(super) type MethodResult = Result<Value, MethodError>;
+
+/// Calls of each known method in the requests processed so far.
+pub type CallCounts = BTreeMap<&'static str, u64>;
 
 /// Per-request processing state.
 struct Run<'a> {
@@ -50,10 +65,12 @@ struct Run<'a> {
     created: HashMap<String, String>,
 }
 
-/// Processes one JMAP request against `dir`; `denied` methods answer `forbidden`.
+/// Processes one JMAP request against `dir`; `denied` methods answer
+/// `forbidden`. Every call of a known method is counted in `counts`.
 pub fn process(
     dir: &mut Directory,
     denied: &HashSet<String>,
+    counts: &mut CallCounts,
     request: &Value,
 ) -> Result<Value, RequestError> {
     let not_request = |why: &str| RequestError::new("urn:ietf:params:jmap:error:notRequest", why);
@@ -95,6 +112,9 @@ pub fn process(
             Some([Value::String(n), Value::Object(a), Value::String(i)]) => (n, a, i),
             _ => return Err(not_request("Invalid method call")),
         };
+        if let Some(known) = METHODS.iter().find(|known| *known == name) {
+            *counts.entry(known).or_default() += 1;
+        }
         let (response_name, result) = match run.call(name, args, using.contains(&STALWART)) {
             Ok(result) => (name.clone(), result),
             Err(MethodError(kind, description)) => (
@@ -127,10 +147,10 @@ impl Run<'_> {
         }
         match name {
             "x:Domain/get" => self.domain_get(&args),
-            "x:Domain/query" => self.domain_query(&args),
+            "x:Domain/query" => query::domains(self.dir, &args),
             "x:Domain/set" => self.set(&args, Kind::Domain),
             "x:DkimSignature/get" => self.dkim_get(&args),
-            "x:DkimSignature/query" => self.dkim_query(&args),
+            "x:DkimSignature/query" => query::dkim_keys(self.dir, &args),
             "x:DkimSignature/set" => self.set(&args, Kind::Dkim),
             _ => Err(unknown()),
         }
@@ -211,86 +231,29 @@ impl Run<'_> {
         let ids = self.requested_ids(args)?;
         self.dir.zone_serial += 1;
         let serial = self.dir.zone_serial;
-        let render = |d: &super::model::SimDomain| select(d.to_json(serial), properties.as_deref());
+        let render = |d: &SimDomain| select(d.to_json(serial), properties.as_deref());
         let (list, not_found) = match ids {
             None => (
-                self.dir
-                    .domains
-                    .values()
-                    .take(MAX_OBJECTS)
-                    .map(render)
-                    .collect(),
+                self.dir.domains().take(MAX_OBJECTS).map(render).collect(),
                 Vec::new(),
             ),
-            Some(ids) => split_found(ids, |id| self.dir.domains.get(id).map(render)),
+            Some(ids) => split_found(ids, |id| self.dir.domain(id).map(render)),
         };
         Ok(json!({"list": list, "notFound": not_found}))
-    }
-
-    fn domain_query(&mut self, args: &Map<String, Value>) -> MethodResult {
-        let conditions = conditions(
-            args.get("filter"),
-            &["name", "aliases", "memberTenantId", "text"],
-        )?;
-        let matches = |domain: &super::model::SimDomain, key: &str, value: &Value| {
-            let wanted = value.as_str().unwrap_or_default();
-            match key {
-                "name" => domain.name == wanted,
-                "aliases" => domain.aliases.contains(wanted),
-                "memberTenantId" => domain.member_tenant_id.as_deref() == value.as_str(),
-                _ => {
-                    let needle = wanted.to_lowercase();
-                    std::iter::once(&domain.name)
-                        .chain(&domain.aliases)
-                        .chain(&domain.description)
-                        .any(|t| t.to_lowercase().contains(&needle))
-                }
-            }
-        };
-        let ids = self
-            .dir
-            .domains
-            .values()
-            .filter(|d| conditions.iter().all(|(k, v)| matches(d, k, v)))
-            .map(|d| d.id.clone())
-            .collect();
-        Ok(query_response(ids))
     }
 
     fn dkim_get(&mut self, args: &Map<String, Value>) -> MethodResult {
         let properties = properties(args, &["id", "domainId", "selector"], "")?;
         let ids = self.requested_ids(args)?;
-        let render =
-            |k: &super::model::SimDkimSignature| select(k.to_json(), properties.as_deref());
+        let render = |k: &SimDkimSignature| select(k.to_json(), properties.as_deref());
         let (list, not_found) = match ids {
             None => (
-                self.dir
-                    .dkim
-                    .values()
-                    .take(MAX_OBJECTS)
-                    .map(render)
-                    .collect(),
+                self.dir.dkim_keys().take(MAX_OBJECTS).map(render).collect(),
                 Vec::new(),
             ),
-            Some(ids) => split_found(ids, |id| self.dir.dkim.get(id).map(render)),
+            Some(ids) => split_found(ids, |id| self.dir.dkim_key(id).map(render)),
         };
         Ok(json!({"list": list, "notFound": not_found}))
-    }
-
-    fn dkim_query(&mut self, args: &Map<String, Value>) -> MethodResult {
-        let conditions = conditions(args.get("filter"), &["domainId"])?;
-        let ids = self
-            .dir
-            .dkim
-            .values()
-            .filter(|k| {
-                conditions
-                    .iter()
-                    .all(|(_, v)| v.as_str() == Some(k.domain_id.as_str()))
-            })
-            .map(|k| k.id.clone())
-            .collect();
-        Ok(query_response(ids))
     }
 
     /// `/set`: creates, then updates, then destroys.
@@ -345,7 +308,7 @@ impl Run<'_> {
                     let patch = self.resolve_creation_refs(patch);
                     self.dir.update_domain(&id, &patch)
                 }
-                (Some(id), Some(_), Kind::Dkim) if self.dir.dkim.contains_key(&id) => {
+                (Some(id), Some(_), Kind::Dkim) if self.dir.dkim_key(&id).is_some() => {
                     Err(SimSetError {
                         kind: "invalidPatch",
                         description: Some("DKIM keys are immutable"),
@@ -416,11 +379,6 @@ enum Kind {
     Dkim,
 }
 
-fn query_response(ids: Vec<String>) -> Value {
-    let total = ids.len();
-    json!({"ids": ids, "queryState": "n", "position": 0, "total": total, "canCalculateChanges": false})
-}
-
 /// The `properties` argument, checked against `known` (plus `extra`).
 fn properties(
     args: &Map<String, Value>,
@@ -474,47 +432,6 @@ fn split_found(
         }
     }
     (list, not_found)
-}
-
-/// The AND-ed conditions of a filter (`{"operator": "AND", "conditions": [...]}`
-/// or a plain condition) on `supported` properties; other operators and
-/// properties are unsupported.
-fn conditions(
-    filter: Option<&Value>,
-    supported: &[&str],
-) -> Result<Vec<(String, Value)>, MethodError> {
-    let unsupported = |why: String| MethodError("unsupportedFilter", why);
-    let Some(filter) = filter.filter(|f| !f.is_null()) else {
-        return Ok(Vec::new());
-    };
-    let object = filter
-        .as_object()
-        .ok_or_else(|| unsupported("Filter must be an object".into()))?;
-    match object.get("operator").and_then(Value::as_str) {
-        Some("AND") => {
-            let mut all = Vec::new();
-            for condition in object
-                .get("conditions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                all.extend(conditions(Some(condition), supported)?);
-            }
-            Ok(all)
-        }
-        Some(_) => Err(unsupported("Only AND filters are supported".into())),
-        None => object
-            .iter()
-            .map(|(k, v)| {
-                if supported.contains(&k.as_str()) {
-                    Ok((k.clone(), v.clone()))
-                } else {
-                    Err(unsupported(format!("Unsupported filter property {k}")))
-                }
-            })
-            .collect(),
-    }
 }
 
 /// Evaluates a JMAP result-reference path (JSON pointer where `*` maps over

@@ -7,10 +7,14 @@
 //! to domains, DKIM keys and principals using a domain, and the
 //! credential's permissions (whole-request 403, per-method `forbidden`).
 
+mod directory;
 mod jmap;
 mod model;
+mod query;
 mod routes;
+mod text;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -64,6 +68,7 @@ impl StalwartSim {
             basic: options.basic,
             revoked: Mutex::new(false),
             denied: Mutex::default(),
+            calls: Mutex::default(),
         });
         let app = Router::new()
             .merge(routes::router(shared.clone()))
@@ -85,25 +90,39 @@ impl StalwartSim {
         self.endpoint.faults()
     }
 
-    /// Every request received (method, path, query, JSON body).
+    /// The latest requests received (method, path, query, JSON body) and
+    /// counters of all of them.
     pub fn recorder(&self) -> &Recorder {
         self.endpoint.recorder()
     }
 
+    /// JMAP method calls the server processed so far (in authenticated
+    /// JSON requests within the call limit), by method: known methods only
+    /// (e.g. `"x:Domain/set"`), whether the call succeeded or not.
+    pub fn method_calls(&self) -> BTreeMap<String, u64> {
+        self.shared
+            .calls()
+            .iter()
+            .map(|(name, count)| ((*name).to_owned(), *count))
+            .collect()
+    }
+
     /// All domains, ordered by id.
     pub fn domains(&self) -> Vec<SimDomain> {
-        self.shared.directory().domains.values().cloned().collect()
+        self.shared.directory().domains().cloned().collect()
     }
 
     /// One domain by id.
     pub fn domain(&self, id: &str) -> Option<SimDomain> {
-        self.shared.directory().domains.get(id).cloned()
+        self.shared.directory().domain(id).cloned()
     }
 
     /// The domain with this (normalised) name.
     pub fn domain_named(&self, name: &str) -> Option<SimDomain> {
         let dir = self.shared.directory();
-        dir.domains.values().find(|d| d.name == name).cloned()
+        dir.domain_with_key(name)
+            .filter(|d| d.name == name)
+            .cloned()
     }
 
     /// Creates a domain out of band, as an operator typing only a name and
@@ -121,10 +140,7 @@ impl StalwartSim {
         let props = props.as_object().cloned().unwrap_or_default();
         let mut dir = self.shared.directory();
         let id = dir.create_domain(&props)?;
-        dir.domains
-            .get(&id)
-            .cloned()
-            .ok_or_else(SimSetError::not_found)
+        dir.domain(&id).cloned().ok_or_else(SimSetError::not_found)
     }
 
     /// Applies a JMAP patch to a domain out of band.
@@ -132,10 +148,7 @@ impl StalwartSim {
         let patch: Map<String, Value> = patch.as_object().cloned().unwrap_or_default();
         let mut dir = self.shared.directory();
         dir.update_domain(id, &patch)?;
-        dir.domains
-            .get(id)
-            .cloned()
-            .ok_or_else(SimSetError::not_found)
+        dir.domain(id).cloned().ok_or_else(SimSetError::not_found)
     }
 
     /// Enables or disables a domain out of band.
@@ -160,7 +173,7 @@ impl StalwartSim {
     /// Adds a DKIM key to a domain out of band; returns its id.
     pub fn add_dkim_signature(&self, domain_id: &str) -> Result<String, SimSetError> {
         let mut dir = self.shared.directory();
-        if !dir.domains.contains_key(domain_id) {
+        if dir.domain(domain_id).is_none() {
             return Err(SimSetError::not_found());
         }
         Ok(dir.add_dkim(domain_id, "manual"))
@@ -168,7 +181,7 @@ impl StalwartSim {
 
     /// All DKIM keys.
     pub fn dkim_signatures(&self) -> Vec<SimDkimSignature> {
-        self.shared.directory().dkim.values().cloned().collect()
+        self.shared.directory().dkim_keys().cloned().collect()
     }
 
     /// Makes a new account, group or list use a domain; returns its id.
@@ -178,7 +191,7 @@ impl StalwartSim {
 
     /// Removes a principal created with [`StalwartSim::link`].
     pub fn unlink(&self, id: &str) {
-        self.shared.directory().links.retain(|l| l.id != id);
+        self.shared.directory().unlink(id);
     }
 
     /// Withdraws (`true`) or restores every permission of the credential:

@@ -1,11 +1,11 @@
-//! The simulated server's objects and their rules: `Domain` (normalised,
-//! unique names and aliases, server-set `createdAt`/`dnsZoneFile`),
-//! `DkimSignature` (created by automatic DKIM management, linked to its
-//! domain) and directory principals (accounts, groups, lists) that use a
-//! domain. Every change goes through [`Directory`], so the JMAP routes and
-//! out-of-band changes obey the same rules.
+//! The simulated server's objects and their property rules: `Domain`
+//! (normalised names and aliases, server-set `createdAt`/`dnsZoneFile`),
+//! `DkimSignature` (linked to its domain) and directory principals
+//! (accounts, groups, lists) that use a domain. The rules that span objects
+//! (unique names, links blocking destruction) live in
+//! [`super::directory::Directory`], which every change goes through.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde_json::{json, Map, Value};
@@ -34,7 +34,7 @@ pub struct SimDomain {
 }
 
 impl SimDomain {
-    fn new(id: String) -> Self {
+    pub(super) fn new(id: String) -> Self {
         SimDomain {
             id,
             name: String::new(),
@@ -89,7 +89,7 @@ impl SimDomain {
     }
 
     /// Every unique key of this domain: its name and aliases.
-    fn keys(&self) -> impl Iterator<Item = &String> {
+    pub(super) fn keys(&self) -> impl Iterator<Item = &String> {
         std::iter::once(&self.name).chain(self.aliases.iter())
     }
 }
@@ -181,7 +181,7 @@ impl fmt::Display for SimSetError {
 }
 
 impl SimSetError {
-    fn new(kind: &'static str) -> Self {
+    pub(super) fn new(kind: &'static str) -> Self {
         SimSetError {
             kind,
             description: None,
@@ -191,7 +191,7 @@ impl SimSetError {
         }
     }
 
-    fn invalid(property: &str, description: &'static str) -> Self {
+    pub(super) fn invalid(property: &str, description: &'static str) -> Self {
         SimSetError {
             description: Some(description),
             properties: vec![property.to_owned()],
@@ -226,191 +226,6 @@ impl SimSetError {
     }
 }
 
-/// All objects of the simulated server.
-#[derive(Debug, Default)]
-pub struct Directory {
-    pub domains: BTreeMap<String, SimDomain>,
-    pub dkim: BTreeMap<String, SimDkimSignature>,
-    pub links: Vec<SimLink>,
-    next_id: u64,
-    /// Bumped on every domain get, feeding `dnsZoneFile`.
-    pub zone_serial: u64,
-}
-
-impl Directory {
-    /// A fresh short id (`a`, `b`, ..., `ba`, ...), unique across types.
-    fn fresh_id(&mut self) -> String {
-        const DIGITS: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
-        let mut n = self.next_id;
-        self.next_id += 1;
-        let mut id = Vec::new();
-        loop {
-            id.push(DIGITS[(n % 26) as usize]);
-            n /= 26;
-            if n == 0 {
-                break;
-            }
-        }
-        id.reverse();
-        String::from_utf8_lossy(&id).into_owned()
-    }
-
-    /// Creates a domain from JMAP properties (server defaults for the rest;
-    /// automatic DKIM management creates its keys).
-    pub fn create_domain(&mut self, props: &Map<String, Value>) -> Result<String, SimSetError> {
-        let mut domain = SimDomain::new(String::new());
-        if !props.contains_key("name") {
-            return Err(SimSetError::invalid("name", "Missing required property"));
-        }
-        for (key, value) in props {
-            apply_property(&mut domain, key, value)?;
-        }
-        self.check_unique(&domain)?;
-        domain.id = self.fresh_id();
-        let id = domain.id.clone();
-        if domain.dkim_is_automatic() {
-            for algorithm in ["rsa", "ed25519"] {
-                self.add_dkim(
-                    &id,
-                    &format!(
-                        "{algorithm}-{}",
-                        domain.created_at.get(..10).unwrap_or("key")
-                    ),
-                );
-            }
-        }
-        self.domains.insert(id.clone(), domain);
-        Ok(id)
-    }
-
-    /// Applies a patch (JSON-pointer keys such as `aliases/x.tld` allowed).
-    pub fn update_domain(
-        &mut self,
-        id: &str,
-        patch: &Map<String, Value>,
-    ) -> Result<(), SimSetError> {
-        let mut domain = self
-            .domains
-            .get(id)
-            .cloned()
-            .ok_or_else(SimSetError::not_found)?;
-        for (key, value) in patch {
-            apply_property(&mut domain, key, value)?;
-        }
-        self.check_unique(&domain)?;
-        self.domains.insert(id.to_owned(), domain);
-        Ok(())
-    }
-
-    /// Destroys a domain unless something still references it.
-    pub fn destroy_domain(&mut self, id: &str) -> Result<(), SimSetError> {
-        if !self.domains.contains_key(id) {
-            return Err(SimSetError::not_found());
-        }
-        let mut linked: Vec<(&str, String)> = self
-            .dkim
-            .values()
-            .filter(|k| k.domain_id == id)
-            .map(|k| ("DkimSignature", k.id.clone()))
-            .collect();
-        linked.extend(
-            self.links
-                .iter()
-                .filter(|l| l.domain_id == id)
-                .map(|l| (l.kind.as_str(), l.id.clone())),
-        );
-        if !linked.is_empty() {
-            return Err(SimSetError {
-                object_id: Some(("Domain", id.to_owned())),
-                linked_objects: linked,
-                ..SimSetError::new("objectIsLinked")
-            });
-        }
-        self.domains.remove(id);
-        Ok(())
-    }
-
-    /// Adds a DKIM key to a domain.
-    pub fn add_dkim(&mut self, domain_id: &str, selector: &str) -> String {
-        let id = self.fresh_id();
-        self.dkim.insert(
-            id.clone(),
-            SimDkimSignature {
-                id: id.clone(),
-                domain_id: domain_id.to_owned(),
-                selector: selector.to_owned(),
-            },
-        );
-        id
-    }
-
-    /// Creates a DKIM key from JMAP properties.
-    pub fn create_dkim(&mut self, props: &Map<String, Value>) -> Result<String, SimSetError> {
-        for key in props.keys() {
-            if !["domainId", "selector"].contains(&key.as_str()) {
-                return Err(SimSetError::invalid(key, "Unknown property"));
-            }
-        }
-        let domain_id = props
-            .get("domainId")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if !self.domains.contains_key(domain_id) {
-            return Err(SimSetError {
-                properties: vec!["domainId".into()],
-                ..SimSetError::new("invalidForeignKey")
-            });
-        }
-        let selector = props
-            .get("selector")
-            .and_then(Value::as_str)
-            .unwrap_or("default");
-        Ok(self.add_dkim(domain_id, selector))
-    }
-
-    /// Destroys a DKIM key.
-    pub fn destroy_dkim(&mut self, id: &str) -> Result<(), SimSetError> {
-        self.dkim
-            .remove(id)
-            .map(|_| ())
-            .ok_or_else(SimSetError::not_found)
-    }
-
-    /// Makes a new principal use a domain.
-    pub fn link(&mut self, kind: LinkKind, domain_id: &str) -> Result<String, SimSetError> {
-        if !self.domains.contains_key(domain_id) {
-            return Err(SimSetError::not_found());
-        }
-        let id = self.fresh_id();
-        self.links.push(SimLink {
-            kind,
-            id: id.clone(),
-            domain_id: domain_id.to_owned(),
-        });
-        Ok(id)
-    }
-
-    /// Names and aliases are unique across all domains.
-    fn check_unique(&self, candidate: &SimDomain) -> Result<(), SimSetError> {
-        for other in self.domains.values().filter(|d| d.id != candidate.id) {
-            let clash = |key: &String| other.keys().any(|k| k == key);
-            let property = if clash(&candidate.name) {
-                "name"
-            } else if candidate.aliases.iter().any(clash) {
-                "aliases"
-            } else {
-                continue;
-            };
-            return Err(SimSetError {
-                properties: vec![property.into()],
-                object_id: Some(("Domain", other.id.clone())),
-                ..SimSetError::new("primaryKeyViolation")
-            });
-        }
-        Ok(())
-    }
-}
-
 /// Normalises and checks a domain name like the server does.
 fn domain_name(property: &str, value: &Value) -> Result<String, SimSetError> {
     let raw = value
@@ -434,7 +249,11 @@ fn tagged(property: &str, value: &Value, variants: &[&str]) -> Result<Value, Sim
 }
 
 /// Sets one property (or JSON-pointer path) on `domain`.
-fn apply_property(domain: &mut SimDomain, key: &str, value: &Value) -> Result<(), SimSetError> {
+pub(super) fn apply_property(
+    domain: &mut SimDomain,
+    key: &str,
+    value: &Value,
+) -> Result<(), SimSetError> {
     if let Some(alias) = key.strip_prefix("aliases/") {
         let alias = alias.replace("~1", "/").replace("~0", "~");
         let alias = domain_name("aliases", &Value::String(alias))?;
@@ -506,113 +325,4 @@ fn apply_property(domain: &mut SimDomain, key: &str, value: &Value) -> Result<()
         _ => return Err(SimSetError::invalid(key, "Unknown property")),
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn props(value: Value) -> Map<String, Value> {
-        value.as_object().cloned().unwrap_or_default()
-    }
-
-    #[test]
-    fn names_are_normalised_and_checked_against_the_public_suffix_list() {
-        let mut dir = Directory::default();
-        let id = dir
-            .create_domain(&props(json!({"name": " Bücher.DE "})))
-            .unwrap();
-        assert_eq!(dir.domains[&id].name, "xn--bcher-kva.de");
-        let err = dir
-            .create_domain(&props(json!({"name": "acme.example"})))
-            .unwrap_err();
-        assert_eq!(
-            (err.kind, err.description),
-            ("invalidPatch", Some("Invalid domain name"))
-        );
-        assert!(dir
-            .create_domain(&props(json!({"name": "mail.corp"})))
-            .is_ok());
-    }
-
-    #[test]
-    fn names_and_aliases_are_unique_across_domains() {
-        let mut dir = Directory::default();
-        let first = dir
-            .create_domain(&props(
-                json!({"name": "a.test", "aliases": {"alias.test": true}}),
-            ))
-            .unwrap();
-        for clash in [
-            json!({"name": "A.test"}),
-            json!({"name": "alias.test"}),
-            json!({"name": "b.test", "aliases": {"a.test": true}}),
-        ] {
-            let err = dir.create_domain(&props(clash)).unwrap_err();
-            assert_eq!(err.kind, "primaryKeyViolation");
-            assert_eq!(err.object_id, Some(("Domain", first.clone())));
-        }
-    }
-
-    #[test]
-    fn server_set_and_unknown_properties_are_invalid_patches() {
-        let mut dir = Directory::default();
-        let id = dir
-            .create_domain(&props(json!({"name": "a.test"})))
-            .unwrap();
-        for key in ["createdAt", "dnsZoneFile", "id", "colour"] {
-            let err = dir
-                .update_domain(&id, &props(json!({key: "x"})))
-                .unwrap_err();
-            assert_eq!(
-                (err.kind, err.properties.clone()),
-                ("invalidPatch", vec![key.to_owned()])
-            );
-        }
-        let err = dir
-            .update_domain(&id, &props(json!({"description": ""})))
-            .unwrap_err();
-        assert_eq!(err.kind, "invalidPatch");
-        assert_eq!(
-            dir.update_domain("zz", &Map::new()).unwrap_err().kind,
-            "notFound"
-        );
-    }
-
-    #[test]
-    fn automatic_dkim_keys_and_principals_block_destruction() {
-        let mut dir = Directory::default();
-        let auto = dir
-            .create_domain(&props(json!({"name": "auto.test"})))
-            .unwrap();
-        let manual = dir
-            .create_domain(&props(
-                json!({"name": "manual.test", "dkimManagement": {"@type": "Manual"}}),
-            ))
-            .unwrap();
-        assert_eq!(dir.dkim.values().filter(|k| k.domain_id == auto).count(), 2);
-        let err = dir.destroy_domain(&auto).unwrap_err();
-        assert_eq!(err.kind, "objectIsLinked");
-        assert!(err
-            .linked_objects
-            .iter()
-            .all(|(object, _)| *object == "DkimSignature"));
-        let account = dir.link(LinkKind::Account, &manual).unwrap();
-        let err = dir.destroy_domain(&manual).unwrap_err();
-        assert_eq!(err.linked_objects, vec![("Account", account)]);
-    }
-
-    #[test]
-    fn alias_pointer_patches_add_and_remove() {
-        let mut dir = Directory::default();
-        let id = dir
-            .create_domain(&props(json!({"name": "a.test"})))
-            .unwrap();
-        dir.update_domain(&id, &props(json!({"aliases/b.test": true})))
-            .unwrap();
-        assert!(dir.domains[&id].aliases.contains("b.test"));
-        dir.update_domain(&id, &props(json!({"aliases/b.test": null})))
-            .unwrap();
-        assert!(dir.domains[&id].aliases.is_empty());
-    }
 }

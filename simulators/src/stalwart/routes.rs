@@ -15,8 +15,8 @@ use axum::Router;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::jmap::{self, MAX_CALLS, MAX_OBJECTS};
-use super::model::Directory;
+use super::directory::Directory;
+use super::jmap::{self, CallCounts, MAX_CALLS, MAX_OBJECTS};
 
 /// State shared by the routes and the handle.
 pub struct Shared {
@@ -29,6 +29,9 @@ pub struct Shared {
     pub revoked: Mutex<bool>,
     /// Methods the credential may not call (method error `forbidden`).
     pub denied: Mutex<HashSet<String>>,
+    /// JMAP method calls received, by method: what benchmarks count
+    /// (the request log keeps only the latest requests).
+    pub calls: Mutex<CallCounts>,
 }
 
 impl Shared {
@@ -46,6 +49,12 @@ impl Shared {
 
     pub fn denied(&self) -> MutexGuard<'_, HashSet<String>> {
         self.denied
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn calls(&self) -> MutexGuard<'_, CallCounts> {
+        self.calls
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -195,7 +204,12 @@ async fn api(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes)
         return not_json("Request body is not valid JSON");
     };
     let denied = shared.denied().clone();
-    let result = jmap::process(&mut shared.directory(), &denied, &request);
+    let result = jmap::process(
+        &mut shared.directory(),
+        &denied,
+        &mut shared.calls(),
+        &request,
+    );
     match result {
         Ok(response) => axum::Json(response).into_response(),
         Err(error) => {

@@ -316,3 +316,231 @@ async fn principals_using_a_domain_block_its_destruction() {
     sim.unlink(&group);
     sim.destroy_domain(&domain.id).unwrap();
 }
+
+/// Creates `count` domains `d00000.test`, ... (manual DKIM: no keys); every
+/// third is marked for tenant acme. Returns their ids in id order.
+fn seed(sim: &StalwartSim, count: usize) -> Vec<String> {
+    for i in 0..count {
+        let description = if i % 3 == 0 {
+            "dezky tenant acme"
+        } else {
+            "other"
+        };
+        sim.create_domain_with(
+            json!({"name": format!("d{i:05}.test"), "description": description,
+                                      "dkimManagement": {"@type": "Manual"}}),
+        )
+        .unwrap();
+    }
+    sim.domains().into_iter().map(|d| d.id).collect()
+}
+
+/// Runs one `x:Domain/query` with `args`; returns its result.
+async fn query(sim: &StalwartSim, args: Value) -> Value {
+    let (_, body) = post(sim, &jmap(json!([["x:Domain/query", args, "q"]]))).await;
+    answer(&body, "q").1.clone()
+}
+
+fn ids(result: &Value) -> Vec<String> {
+    serde_json::from_value(result["ids"].clone()).unwrap()
+}
+
+/// Pages through `filter` with `limit`, checking each page's `position`.
+async fn page_through(sim: &StalwartSim, filter: Value, limit: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let args = json!({"filter": filter, "position": seen.len(), "limit": limit});
+        let page = query(sim, args).await;
+        let page_ids = ids(&page);
+        if page_ids.is_empty() {
+            return seen;
+        }
+        assert_eq!(page["position"], json!(seen.len()));
+        assert!(page_ids.len() <= limit);
+        seen.extend(page_ids);
+    }
+}
+
+#[tokio::test]
+async fn query_pages_cover_every_domain_exactly_once_beyond_the_result_cap() {
+    let sim = sim().await;
+    let all = seed(&sim, 10_001);
+
+    let unpaged = query(&sim, json!({"calculateTotal": true})).await;
+    assert_eq!(ids(&unpaged), all[..query::MAX_QUERY_RESULTS]);
+    assert_eq!(
+        unpaged["limit"],
+        json!(query::MAX_QUERY_RESULTS),
+        "the cap is announced"
+    );
+    assert_eq!(unpaged["total"], json!(10_001));
+    assert_eq!(unpaged["position"], json!(0));
+    assert!(
+        query(&sim, json!({})).await.get("total").is_none(),
+        "total only on request"
+    );
+
+    assert_eq!(
+        page_through(&sim, Value::Null, 500).await,
+        all,
+        "every domain once, in order"
+    );
+    let marked: Vec<String> = sim
+        .domains()
+        .into_iter()
+        .filter(|d| d.description.as_deref() == Some("dezky tenant acme"))
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(marked.len(), 3_334);
+    let text = json!({"text": "tenant ACME"});
+    assert_eq!(page_through(&sim, text, 1_000).await, marked);
+
+    let past_end = query(&sim, json!({"position": 20_000, "limit": 10})).await;
+    assert_eq!(
+        (ids(&past_end).len(), past_end["position"].clone()),
+        (0, json!(0))
+    );
+    let from_end = query(&sim, json!({"position": -3})).await;
+    assert_eq!(ids(&from_end), all[all.len() - 3..]);
+    assert_eq!(from_end["position"], json!(all.len() - 3));
+    let small = query(&sim, json!({"filter": {"name": "d00007.test"}, "limit": 1})).await;
+    assert!(
+        small.get("limit").is_none(),
+        "no cap hit: no limit in the answer"
+    );
+
+    let (_, body) = post(
+        &sim,
+        &jmap(json!([
+            ["x:Domain/query", {"anchor": "b"}, "a"],
+            ["x:Domain/query", {"limit": -1}, "l"],
+            ["x:Domain/query", {"position": "x"}, "p"]
+        ])),
+    )
+    .await;
+    for call in ["a", "l", "p"] {
+        assert_eq!(answer(&body, call).1["type"], "invalidArguments", "{call}");
+    }
+}
+
+#[tokio::test]
+async fn name_alias_and_text_filters_follow_every_change() {
+    let sim = sim().await;
+    let acme = sim
+        .create_domain_with(
+            json!({"name": "acme.test", "aliases": {"acme-mail.test": true},
+                                   "description": "dezky tenant acme"}),
+        )
+        .unwrap();
+    let beta = sim
+        .create_domain("beta.test", Some("Dezky Tenant Beta"))
+        .unwrap();
+    let found = |args: Value| async { ids(&query(&sim, args).await) };
+    assert_eq!(
+        found(json!({"filter": {"name": "acme.test"}})).await,
+        [acme.id.as_str()]
+    );
+    assert!(
+        found(json!({"filter": {"name": "acme-mail.test"}}))
+            .await
+            .is_empty(),
+        "an alias is not a name"
+    );
+    assert_eq!(
+        found(json!({"filter": {"aliases": "acme-mail.test"}})).await,
+        [acme.id.as_str()]
+    );
+    assert_eq!(
+        found(json!({"filter": {"text": "MAIL"}})).await,
+        [acme.id.as_str()],
+        "text covers aliases"
+    );
+    assert_eq!(
+        found(json!({"filter": {"text": "tenant"}})).await,
+        [acme.id.as_str(), beta.id.as_str()]
+    );
+    assert_eq!(
+        found(json!({"filter": {"text": "ta"}})).await,
+        [beta.id.as_str()],
+        "short needles scan"
+    );
+    let both = json!({"filter": {"operator": "AND", "conditions": [{"text": "tenant"}, {"name": "beta.test"}]}});
+    assert_eq!(found(both).await, [beta.id.as_str()]);
+
+    sim.update_domain(
+        &acme.id,
+        json!({"name": "acme2.test", "aliases/acme-mail.test": null,
+                                       "aliases/acme-web.test": true, "description": "moved"}),
+    )
+    .unwrap();
+    assert!(found(json!({"filter": {"name": "acme.test"}}))
+        .await
+        .is_empty());
+    assert_eq!(
+        found(json!({"filter": {"name": "acme2.test"}})).await,
+        [acme.id.as_str()]
+    );
+    assert!(found(json!({"filter": {"aliases": "acme-mail.test"}}))
+        .await
+        .is_empty());
+    assert_eq!(
+        found(json!({"filter": {"aliases": "acme-web.test"}})).await,
+        [acme.id.as_str()]
+    );
+    assert_eq!(
+        found(json!({"filter": {"text": "tenant"}})).await,
+        [beta.id.as_str()]
+    );
+    assert_eq!(
+        found(json!({"filter": {"text": "moved"}})).await,
+        [acme.id.as_str()]
+    );
+    let reuse =
+        sim.create_domain_with(json!({"name": "acme.test", "dkimManagement": {"@type": "Manual"}}));
+    assert!(reuse.is_ok(), "a released name is free again");
+
+    sim.destroy_domain(&beta.id).unwrap_err(); // automatic DKIM keys block it
+    for key in sim
+        .dkim_signatures()
+        .into_iter()
+        .filter(|k| k.domain_id == beta.id)
+    {
+        let (_, body) = post(
+            &sim,
+            &jmap(json!([["x:DkimSignature/set", {"destroy": [key.id]}, "k"]])),
+        )
+        .await;
+        assert_eq!(answer(&body, "k").1["destroyed"], json!([key.id]));
+    }
+    let (_, body) = post(
+        &sim,
+        &jmap(json!([["x:DkimSignature/query", {"filter": {"domainId": beta.id}}, "k"]])),
+    )
+    .await;
+    assert_eq!(answer(&body, "k").1["ids"], json!([]));
+    sim.destroy_domain(&beta.id).unwrap();
+    assert!(found(json!({"filter": {"text": "beta"}})).await.is_empty());
+    assert!(found(json!({"filter": {"name": "beta.test"}}))
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn method_calls_are_counted_by_method() {
+    let sim = sim().await;
+    let calls = json!([
+        ["x:Domain/query", {}, "q"],
+        ["x:Domain/set", {"create": {"d": {"name": "a.test"}}}, "s"],
+        ["x:Domain/set", {"destroy": ["zz"]}, "t"],
+        ["x:Nope/get", {}, "n"]
+    ]);
+    post(&sim, &jmap(calls)).await;
+    let counts = sim.method_calls();
+    assert_eq!(counts.get("x:Domain/set"), Some(&2));
+    assert_eq!(counts.get("x:Domain/query"), Some(&1));
+    assert_eq!(
+        counts.len(),
+        2,
+        "unknown methods are not counted: {counts:?}"
+    );
+}
