@@ -90,10 +90,12 @@ pub async fn per_tenant(count: usize, summary: &mut Summary) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    // Every snapshot listed and every tenant resynced once (interval ±10%).
+    // Every tenant resynced once (interval +10%), and every snapshot listed
+    // (or a little longer, then reported as not listed).
     let resync_done = converged_at + RESYNC.mul_f64(1.1);
+    let give_up = resync_done + Duration::from_secs(10);
     let mut listed = false;
-    while started.elapsed() < resync_done.max(converged_at) || !listed {
+    while started.elapsed() < resync_done || (!listed && started.elapsed() < give_up) {
         let body = scrape(&http, &metrics).await;
         listed = ["authentik", "stalwart", "ocis"].iter().all(|s| {
             body.lines().any(|l| {
