@@ -11,6 +11,7 @@ mod api_load;
 mod failover;
 mod latency;
 mod memory;
+mod outage;
 mod report;
 mod scale;
 mod stack;
@@ -43,6 +44,9 @@ struct Scale {
     ttfr_tenants: usize,
     /// Tenants converged with 20 ms added per upstream request.
     latency_scale_tenants: usize,
+    /// Tenants, and how long every upstream is down, in the outage run.
+    outage_tenants: usize,
+    outage: Duration,
 }
 
 const DEFAULT: Scale = Scale {
@@ -55,6 +59,8 @@ const DEFAULT: Scale = Scale {
     failover_rounds: 3,
     ttfr_tenants: 200,
     latency_scale_tenants: 2000,
+    outage_tenants: 1000,
+    outage: Duration::from_secs(30),
 };
 
 const QUICK: Scale = Scale {
@@ -67,6 +73,8 @@ const QUICK: Scale = Scale {
     failover_rounds: 1,
     ttfr_tenants: 50,
     latency_scale_tenants: 200,
+    outage_tenants: 200,
+    outage: Duration::from_secs(10),
 };
 
 #[tokio::main]
@@ -127,6 +135,7 @@ async fn main() {
             Err(_) => println!("BENCH_SCALE={big}: expected e.g. 100k"),
         }
     }
+    outage::during_outage(scale.outage_tenants, scale.outage, &mut summary).await;
     failover::failover(scale.failover_rounds, &mut summary).await;
 
     summary.print();

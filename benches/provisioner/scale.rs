@@ -127,7 +127,7 @@ pub async fn converge_with_latency(
 
 /// Inserts `count` tenants (one domain each) named `{prefix}{i}` and waits
 /// until all are active; returns how many converged and how long it took.
-async fn insert_and_converge(store: &Store, count: usize, prefix: &str) -> (usize, Duration) {
+pub async fn insert_and_converge(store: &Store, count: usize, prefix: &str) -> (usize, Duration) {
     let tenants: Vec<_> = (0..count)
         .map(|i| {
             let slug = format!("{prefix}{i}");
@@ -232,7 +232,7 @@ fn per_tenant(t: Traffic, count: usize) -> String {
 
 /// Polls every 100 ms until `filter` matches `count` tenants or [`LIMIT`]
 /// passes since `started`; returns how many matched last.
-async fn wait_count(store: &Store, filter: Document, count: usize, started: Instant) -> usize {
+pub async fn wait_count(store: &Store, filter: Document, count: usize, started: Instant) -> usize {
     loop {
         let matched = store
             .tenants
