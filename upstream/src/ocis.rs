@@ -217,6 +217,9 @@ pub struct Group {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Permission {
+    /// `g:<group id>` / `u:<user id>`; empty in the v1.0 drive list's
+    /// legacy grants, which carry none.
+    #[serde(default)]
     pub id: String,
     #[serde(default)]
     pub roles: Vec<String>,
