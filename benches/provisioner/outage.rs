@@ -42,7 +42,7 @@ pub async fn during_outage(count: usize, window: Duration, summary: &mut Summary
         .update_many(
             doc! {},
             doc! { "$set": { "reconcileRequest": {
-                "token": &token, "requestedAt": Timestamp::now().to_bson() } } },
+            "token": &token, "requestedAt": Timestamp::now().to_bson() } } },
         )
         .await
         .expect("request a reconcile of every tenant");
