@@ -8,12 +8,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use dezky_simulators::suite::{Ports, Simulators};
-use mongodb::bson::doc;
 use tokio::process::Command;
 
 use crate::report::{heading, Summary};
+use crate::scale::insert_and_converge;
 use crate::support::mongo;
-use crate::support::tenants::tenant;
 
 /// Longest wait for convergence or for the resync to load every snapshot.
 const LIMIT: Duration = Duration::from_secs(900);
@@ -64,32 +63,8 @@ pub async fn per_tenant(count: usize, summary: &mut Summary) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let before = rss_kib(&pid);
-    let tenants: Vec<_> = (0..count)
-        .map(|i| {
-            let slug = format!("mem{i}");
-            let mut t = tenant(&slug);
-            t.domains = vec![format!("{slug}.test")];
-            t
-        })
-        .collect();
-    for chunk in tenants.chunks(1000) {
-        store
-            .tenants
-            .insert_many(chunk)
-            .await
-            .expect("insert tenants");
-    }
-    let converged_at = loop {
-        let active = store
-            .tenants
-            .count_documents(doc! { "status.phase": "active" })
-            .await
-            .unwrap_or(0) as usize;
-        if active >= count || started.elapsed() > LIMIT {
-            break started.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    insert_and_converge(&store, count, "mem").await;
+    let converged_at = started.elapsed();
     // Every tenant resynced once (interval +10%), and every snapshot listed
     // (or a little longer, then reported as not listed).
     let resync_done = converged_at + RESYNC.mul_f64(1.1);

@@ -201,6 +201,23 @@ impl<V: Indexed> Snapshot<V> {
         Ok(answer)
     }
 
+    /// [`Snapshot::read`] for a resync: a failed list is logged and gives
+    /// `None`, so the caller observes directly instead.
+    pub async fn lookup<R, E, F, Fut>(&self, list: F, look: impl FnOnce(&View<V>) -> R) -> Option<R>
+    where
+        E: std::fmt::Display,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<V>, E>>,
+    {
+        match self.read(list, look).await {
+            Ok(answer) => Some(answer),
+            Err(error) => {
+                tracing::debug!(system = self.system, %error, "snapshot unavailable; observing directly");
+                None
+            }
+        }
+    }
+
     /// Records an object the controller wrote or read directly.
     pub fn put(&self, object: V) {
         self.write(Write::Put(object));

@@ -95,9 +95,9 @@ impl AuthentikReconciler {
     /// (at its stored id) in sync; `None` sends the pass upstream.
     async fn answer_from_snapshot(&self, tenant: &Tenant) -> Option<Outcome> {
         let tenant_id = tenant.id.to_string();
-        let listed = self
+        let group = self
             .snapshot
-            .read(
+            .lookup(
                 || async {
                     let mut managed = Map::new();
                     managed.insert(ATTR_MANAGED_BY.into(), MANAGED_BY.into());
@@ -108,14 +108,7 @@ impl AuthentikReconciler {
                     _ => None,
                 },
             )
-            .await;
-        let group = match listed {
-            Ok(group) => group?,
-            Err(e) => {
-                tracing::debug!(error = %e, "authentik snapshot unavailable; observing directly");
-                return None;
-            }
-        };
+            .await??;
         let stored = tenant
             .system_status(System::Authentik)
             .and_then(|s| s.external_id.as_deref());

@@ -90,7 +90,7 @@ impl StalwartReconciler {
         let marker = marker(&tenant.slug);
         let observed = self
             .snapshot
-            .read(
+            .lookup(
                 || self.client.list_domains(),
                 |view| Observed {
                     named: desired
@@ -104,14 +104,7 @@ impl StalwartReconciler {
                         .collect(),
                 },
             )
-            .await;
-        let observed = match observed {
-            Ok(observed) => observed,
-            Err(e) => {
-                tracing::debug!(error = %e, "stalwart snapshot unavailable; observing directly");
-                return None;
-            }
-        };
+            .await?;
         let known = Self::known_ids(tenant);
         let plan = self.plan(desired, &marker, &known, &observed);
         let listed: Vec<&String> = desired.iter().filter_map(|n| plan.ids.get(n)).collect();

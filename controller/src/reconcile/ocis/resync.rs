@@ -30,23 +30,16 @@ impl OcisReconciler {
     /// The resync answer from the snapshot; `None` sends the pass upstream.
     pub(super) async fn answer_from_snapshot(&self, tenant: &Tenant) -> Option<Outcome> {
         let desired = Desired::of(tenant, &self.settings).ok()?;
-        let listed = self
+        let drive = self
             .snapshot
-            .read(
+            .lookup(
                 || self.client.list_project_drives_with_grants(),
                 |view| match view.owned_by(&desired.alias)[..] {
                     [drive] => Some(drive.clone()),
                     _ => None,
                 },
             )
-            .await;
-        let drive = match listed {
-            Ok(drive) => drive?,
-            Err(e) => {
-                tracing::debug!(error = %e, "oCIS snapshot unavailable; observing directly");
-                return None;
-            }
-        };
+            .await??;
         if stored_drive_id(tenant) != Some(drive.id.as_str())
             || drive.is_trashed()
             || drive.description.as_deref() != Some(desired.description.as_str())
