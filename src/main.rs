@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Simulate(args) => simulate::simulate(args).await,
         Command::Openapi(args) => {
             let document = dezky_api::openapi::document(&args.plan_quotas);
-            println!("{}", document.to_pretty_json()?);
+            println!("{}", serde_json::to_string_pretty(&document)?);
             Ok(())
         }
     }

@@ -21,10 +21,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use dezky_core::plans::PlanQuotas;
+use serde_json::Value;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
@@ -77,8 +78,8 @@ const BODY_RESPONSES: [(&str, &str, &str); 2] = [
     ),
 ];
 
-/// The OpenAPI document, with `plans` as the valid plan names.
-pub fn document(plans: &PlanQuotas) -> utoipa::openapi::OpenApi {
+/// The OpenAPI document (JSON), with `plans` as the valid plan names.
+pub fn document(plans: &PlanQuotas) -> Value {
     let mut doc = ApiDoc::openapi();
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
@@ -97,18 +98,6 @@ pub fn document(plans: &PlanQuotas) -> utoipa::openapi::OpenApi {
         .description(Some("One of the configured plans (`PLAN_QUOTAS`)."))
         .examples(names.first().copied());
     components.schemas.insert("Plan".into(), plan.into());
-    for schema in components.schemas.values_mut() {
-        if let RefOr::T(Schema::Object(object)) = schema {
-            if let Some(id) = object.properties.remove("_id") {
-                object.properties.insert("id".into(), id);
-                for name in &mut object.required {
-                    if name == "_id" {
-                        *name = "id".into();
-                    }
-                }
-            }
-        }
-    }
     for (_, name, description) in TOKEN_RESPONSES.iter().chain(&BODY_RESPONSES) {
         let error = ContentBuilder::new()
             .schema(Some(Ref::from_schema_name("ErrorBody")))
@@ -133,7 +122,38 @@ pub fn document(plans: &PlanQuotas) -> utoipa::openapi::OpenApi {
             add_shared_responses(operation);
         }
     }
+    let mut doc = serde_json::to_value(doc).unwrap_or(Value::Null);
+    served_ids(&mut doc);
     doc
+}
+
+/// Renames every schema property `_id` to `id`, wherever the schema is
+/// (components, or inlined as the items of a page).
+fn served_ids(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Object(properties)) = map.get_mut("properties") {
+                if properties.contains_key("_id") {
+                    // Rebuilt rather than removed and inserted, to keep the order.
+                    *properties = std::mem::take(properties)
+                        .into_iter()
+                        .map(|(key, schema)| match key.as_str() {
+                            "_id" => ("id".to_string(), schema),
+                            _ => (key, schema),
+                        })
+                        .collect();
+                    if let Some(Value::Array(required)) = map.get_mut("required") {
+                        for name in required.iter_mut().filter(|n| *n == "_id") {
+                            *name = Value::from("id");
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(served_ids);
+        }
+        Value::Array(items) => items.iter_mut().for_each(served_ids),
+        _ => {}
+    }
 }
 
 /// Adds the responses of [`TOKEN_RESPONSES`] and [`BODY_RESPONSES`] that
@@ -170,9 +190,8 @@ async fn openapi_json(State(Serialized(document)): State<Serialized>) -> Respons
 struct Serialized(Bytes);
 
 /// `GET /openapi.json`, serving `document`.
-pub fn router(document: utoipa::openapi::OpenApi) -> Router {
-    let bytes = document
-        .to_pretty_json()
+pub fn router(document: Value) -> Router {
+    let bytes = serde_json::to_vec_pretty(&document)
         .map(Bytes::from)
         .unwrap_or_default();
     Router::new()

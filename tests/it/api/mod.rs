@@ -3,6 +3,7 @@
 mod access;
 mod auth;
 mod events;
+mod openapi;
 mod ops;
 mod seed;
 mod subscriptions;
