@@ -125,7 +125,7 @@ pub async fn follow_users(
         // Only which document changed matters, not how.
         let opened = users
             .watch()
-            .pipeline([doc! { "$project": { "documentKey": 1 } }])
+            .pipeline([doc! { "$project": { "operationType": 1, "documentKey": 1 } }])
             .await;
         // Changes made before the stream was open are not in it.
         cache.forget_all();
