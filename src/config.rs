@@ -37,6 +37,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Only the upstream simulators (Authentik, Stalwart, oCIS) on loopback ports.
     Simulate(SimulateArgs),
+    /// Prints the OpenAPI document of the API (`docs/openapi.json`).
+    Openapi(OpenapiArgs),
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +137,13 @@ pub struct SimulateArgs {
     /// Address `provisioner serve` will listen on (only used in the printed examples).
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:3000")]
     pub listen_addr: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct OpenapiArgs {
+    /// Plans and their oCIS quota; the keys are the plan names the document lists.
+    #[arg(long, env = "PLAN_QUOTAS", default_value = dezky_core::plans::DEFAULT_PLAN_QUOTAS)]
+    pub plan_quotas: PlanQuotas,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,12 @@ use crate::config::MongoArgs;
 
 /// An open store, and the embedded server behind it if there is one.
 pub struct Database {
+    /// The controller's (and start-up's) store: operations wait up to
+    /// [`mongo::SERVER_SELECTION_TIMEOUT`] for a server, riding out elections.
     pub store: Store,
+    /// The API's store, on its own client: a request fails with 503 after
+    /// [`mongo::API_SERVER_SELECTION_TIMEOUT`] without a server.
+    pub api_store: Store,
     embedded: Option<EmbeddedMongo>,
 }
 
@@ -38,10 +43,19 @@ impl Database {
             .ensure_indexes()
             .await
             .with_context(|| format!("cannot reach MongoDB at {}", redact(&uri)))?;
-        Ok(Database { store, embedded })
+        let api_client = mongo::connect_within(&uri, mongo::API_SERVER_SELECTION_TIMEOUT)
+            .await
+            .context("parsing MONGODB_URI")?;
+        let api_store = Store::new(api_client.database(&args.mongodb_db));
+        Ok(Database {
+            store,
+            api_store,
+            embedded,
+        })
     }
 
-    /// Stops the embedded `mongod`, if any, cleanly.
+    /// Stops the embedded `mongod`, if any, cleanly. Call it last, once
+    /// nothing uses the database any more.
     pub async fn close(self) {
         if let Some(server) = self.embedded {
             server.shutdown().await;

@@ -95,8 +95,16 @@ async fn with_database(
         platform_admin_group: DEFAULT_ADMIN_GROUP.into(),
     };
     let readiness = run::controller_readiness(controller.health());
-    let router =
-        run::api_router(&db.store, &oidc, &args.tenants, http, readiness, prometheus).await?;
+    let router = run::api_router(
+        &db.api_store,
+        &oidc,
+        &args.tenants,
+        http,
+        readiness,
+        prometheus,
+        stop.clone(),
+    )
+    .await?;
     let controller = tokio::spawn(controller.run(stop.clone()));
     let token = simulate::admin_token(&sims);
     let api = ApiClient::new(&format!("http://{}", args.http.listen_addr), &token)?;

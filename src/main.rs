@@ -30,5 +30,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Controller(args) => run::controller(args, prometheus).await,
         Command::Demo(args) => demo::demo(args, prometheus).await,
         Command::Simulate(args) => simulate::simulate(args).await,
+        Command::Openapi(args) => {
+            let document = dezky_api::openapi::document(&args.plan_quotas);
+            println!("{}", serde_json::to_string_pretty(&document)?);
+            Ok(())
+        }
     }
 }

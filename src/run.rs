@@ -1,6 +1,9 @@
 //! The long-running modes: `serve` (API + controller), `api`, `controller`.
 //! Each waits for SIGINT/SIGTERM, then stops taking work, finishes what is
-//! in flight and closes the database (and the embedded `mongod`).
+//! in flight (the controller saves its resume token and releases its
+//! lease) and only then closes the database and stops the embedded
+//! `mongod`, which runs in its own process group so that a signal to ours
+//! does not stop it early.
 
 use std::sync::Arc;
 
@@ -22,6 +25,7 @@ use crate::upstreams::{self, Shared};
 
 /// `provisioner serve`.
 pub async fn serve(args: ServeArgs, prometheus: PrometheusHandle) -> anyhow::Result<()> {
+    let stop = shutdown_signal();
     let db = Database::open(&args.mongo).await?;
     let http = outbound(&args.http)?;
     seed(&db.store, &args.tenants).await?;
@@ -36,36 +40,40 @@ pub async fn serve(args: ServeArgs, prometheus: PrometheusHandle) -> anyhow::Res
     .await?;
     let readiness = controller_readiness(controller.health());
     let router = api_router(
-        &db.store,
+        &db.api_store,
         &args.oidc,
         &args.tenants,
         http,
         readiness,
         prometheus,
+        stop.clone(),
     )
     .await?;
-    run_until_signal(db, &args.http, router, Some(controller)).await
+    run_until_signal(db, &args.http, router, Some(controller), stop).await
 }
 
 /// `provisioner api`.
 pub async fn api(args: ApiArgs, prometheus: PrometheusHandle) -> anyhow::Result<()> {
+    let stop = shutdown_signal();
     let db = Database::open(&args.mongo).await?;
     let http = outbound(&args.http)?;
     seed(&db.store, &args.tenants).await?;
     let router = api_router(
-        &db.store,
+        &db.api_store,
         &args.oidc,
         &args.tenants,
         http,
         Readiness::default(),
         prometheus,
+        stop.clone(),
     )
     .await?;
-    run_until_signal(db, &args.http, router, None).await
+    run_until_signal(db, &args.http, router, None, stop).await
 }
 
 /// `provisioner controller`.
 pub async fn controller(args: ControllerArgs, prometheus: PrometheusHandle) -> anyhow::Result<()> {
+    let stop = shutdown_signal();
     let db = Database::open(&args.mongo).await?;
     let http = outbound(&args.http)?;
     let controller = build_controller(
@@ -79,7 +87,7 @@ pub async fn controller(args: ControllerArgs, prometheus: PrometheusHandle) -> a
     .await?;
     let readiness = controller_readiness(controller.health());
     let router = dezky_api::ops::router(db.store.db.clone(), readiness, prometheus);
-    run_until_signal(db, &args.http, router, Some(controller)).await
+    run_until_signal(db, &args.http, router, Some(controller), stop).await
 }
 
 /// The controller with one reconciler per configured upstream.
@@ -106,15 +114,15 @@ async fn build_controller(
     ))
 }
 
-/// Serves `router` (and runs `controller`) until SIGINT/SIGTERM, then lets
-/// both finish and closes the database.
+/// Serves `router` (and runs `controller`) until `stop` (SIGINT/SIGTERM),
+/// then lets both finish and closes the database.
 async fn run_until_signal(
     db: Database,
     http: &HttpArgs,
     router: Router,
     controller: Option<Controller>,
+    stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let stop = shutdown_signal();
     let controller = controller.map(|c| tokio::spawn(c.run(stop.clone())));
     listen(http, router, stop).await?;
     if let Some(controller) = controller {
@@ -145,7 +153,7 @@ pub async fn seed(store: &Store, tenants: &TenantArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The API router for the given settings.
+/// The API router for the given settings; its background work ends with `stop`.
 pub async fn api_router(
     store: &Store,
     oidc: &OidcArgs,
@@ -153,6 +161,7 @@ pub async fn api_router(
     http: reqwest::Client,
     readiness: Readiness,
     prometheus: PrometheusHandle,
+    stop: CancellationToken,
 ) -> anyhow::Result<Router> {
     let mut config = ApiConfig::new(&oidc.oidc_issuer, &oidc.oidc_audience, http);
     config.oidc_jwks_url = oidc.oidc_jwks_url.clone();
@@ -160,6 +169,7 @@ pub async fn api_router(
     config.group_prefix = tenants.group_prefix.clone();
     config.plans = tenants.plan_quotas.clone();
     config.readiness = readiness;
+    config.shutdown = stop;
     Ok(dezky_api::build(store.clone(), config, prometheus).await?)
 }
 

@@ -1,10 +1,12 @@
 //! What the binary passes to [`crate::build`]: the OIDC issuer to trust, group
-//! naming, the plans, the outbound HTTP client and the readiness hook.
+//! naming, the plans, the outbound HTTP client, the readiness hook and the
+//! token that stops the API's background work.
 
 use std::fmt;
 use std::sync::Arc;
 
 use dezky_core::plans::PlanQuotas;
+use tokio_util::sync::CancellationToken;
 
 /// Configuration of the API (DESIGN §2 env vars in parentheses).
 #[derive(Clone)]
@@ -26,6 +28,10 @@ pub struct ApiConfig {
     pub http: reqwest::Client,
     /// Extra readiness condition for `/readyz` besides MongoDB.
     pub readiness: Readiness,
+    /// Stops the API's background work (the `users` change stream of the
+    /// actor cache). Cancel it when shutting down, before the database goes
+    /// away, so that nothing reports the database's disappearance.
+    pub shutdown: CancellationToken,
 }
 
 impl ApiConfig {
@@ -41,6 +47,7 @@ impl ApiConfig {
             plans: PlanQuotas::default(),
             http,
             readiness: Readiness::default(),
+            shutdown: CancellationToken::new(),
         }
     }
 }

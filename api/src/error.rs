@@ -1,14 +1,16 @@
 //! The one error type of the API. Every failure a handler can meet becomes an
 //! [`ApiError`], rendered as DESIGN §4's body
 //! `{"error": {"code": "snake_case", "message": "...", "field": "..."}}`
-//! with the matching status code.
+//! with the matching status code. [`ErrorCode`] lists every `code`, and
+//! [`ErrorBody`] is the body's schema in the OpenAPI document.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dezky_core::store::StoreError;
 use dezky_core::validate::FieldError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -43,7 +45,7 @@ pub enum ApiError {
     /// 409: a uniqueness or state conflict.
     #[error("{message}")]
     Conflict {
-        code: &'static str,
+        code: ErrorCode,
         field: Option<String>,
         message: String,
     },
@@ -56,9 +58,9 @@ pub enum ApiError {
     /// 415: not `application/json`.
     #[error("the body must be sent as application/json")]
     UnsupportedMediaType,
-    /// 503: a dependency (MongoDB) is not reachable.
-    #[error("{0}")]
-    Unavailable(String),
+    /// 503: MongoDB is not reachable (answered within about 2 s).
+    #[error("the database is not reachable; retry later")]
+    DatabaseUnavailable,
     /// 500: a bug or a database failure; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -91,26 +93,26 @@ impl ApiError {
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
-            ApiError::Validation { .. } => "validation_failed",
-            ApiError::UnknownField(_) => "unknown_field",
-            ApiError::InvalidJson(_) => "invalid_json",
-            ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::Conflict { code, .. } => code,
-            ApiError::PreconditionFailed(_) => "precondition_failed",
-            ApiError::PayloadTooLarge(_) => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Internal(_) => "internal",
+            ApiError::Validation { .. } => ErrorCode::ValidationFailed,
+            ApiError::UnknownField(_) => ErrorCode::UnknownField,
+            ApiError::InvalidJson(_) => ErrorCode::InvalidJson,
+            ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            ApiError::Conflict { code, .. } => *code,
+            ApiError::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
+            ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            ApiError::DatabaseUnavailable => ErrorCode::DatabaseUnavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -135,11 +137,14 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut error = json!({ "code": self.code(), "message": message });
-        if let Some(field) = self.field() {
-            error["field"] = json!(field);
-        }
-        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message,
+                field: self.field().map(str::to_owned),
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -148,6 +153,50 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Every `code` of an error body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    ValidationFailed,
+    UnknownField,
+    InvalidJson,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    SlugTaken,
+    DomainTaken,
+    SubjectTaken,
+    SubscriptionExists,
+    TenantDeleting,
+    ConcurrentUpdate,
+    PreconditionFailed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    DatabaseUnavailable,
+    /// `/readyz` only: MongoDB or the controller is not ready.
+    NotReady,
+    Internal,
+}
+
+/// The error body of every failed request (DESIGN §4).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "validation_failed", "message": "must be 1 to 100 printable characters", "field": "name"}}))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    /// For people; not stable.
+    pub message: String,
+    /// The offending input field (`domains[1]`, `billingInfo.email`), if one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl From<FieldError> for ApiError {
@@ -159,14 +208,22 @@ impl From<FieldError> for ApiError {
     }
 }
 
+/// Server error codes meaning "no usable primary right now" (shutting down,
+/// stepped down, not writable): the same for a caller as unreachable.
+const UNAVAILABLE_CODES: [i32; 7] = [91, 189, 10107, 11600, 11602, 13435, 13436];
+
 impl From<mongodb::error::Error> for ApiError {
     fn from(e: mongodb::error::Error) -> Self {
         use mongodb::error::ErrorKind;
         match e.kind.as_ref() {
-            ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) => {
-                ApiError::Unavailable("the database is not reachable".into())
+            ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. } => ApiError::DatabaseUnavailable,
+            ErrorKind::Command(c) if UNAVAILABLE_CODES.contains(&c.code) => {
+                ApiError::DatabaseUnavailable
             }
-            _ => ApiError::Internal(e.to_string()),
+            // The kind only: the error's Display appends the raw server reply.
+            kind => ApiError::Internal(kind.to_string()),
         }
     }
 }

@@ -3,13 +3,14 @@
 
 use axum::extract::{Path, State};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
+use dezky_core::model::TenantEvent;
 use mongodb::bson::doc;
-use serde_json::Value;
 
 use crate::auth::Actor;
-use crate::error::ApiResult;
-use crate::pagination::{self, Order, PageRequest};
+use crate::error::{ApiResult, ErrorBody};
+use crate::json::ApiJson;
+use crate::pagination::{self, Order, Page, PageRequest};
 use crate::state::ApiContext;
 use crate::tenants::load_visible;
 
@@ -19,21 +20,25 @@ pub fn router() -> Router<ApiContext> {
 }
 
 #[utoipa::path(get, path = "/tenants/{slug}/events", tag = "tenants",
-    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, description = "`{items, nextCursor}` of events `{at, system, action, object, fields, message, generation}`, newest first"), (status = 404)))]
+    params(("slug" = String, Path), PageRequest),
+    responses(
+        (status = 200, description = "the tenant's reconcile history, newest first", body = Page<TenantEvent>),
+        (status = 400, description = "bad `limit` or `cursor`", body = ErrorBody),
+        (status = 404, description = "unknown, or not visible to the caller", body = ErrorBody)))]
 async fn list(
     State(ctx): State<ApiContext>,
     actor: Actor,
     Path(slug): Path<String>,
     page: PageRequest,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<ApiJson<Page<TenantEvent>>> {
     let tenant = load_visible(&ctx, &actor, &slug).await?;
     pagination::list(
         &ctx.store.events,
         doc! { "tenantId": tenant.id },
+        None,
         Order::NewestFirst,
         page,
     )
     .await
-    .map(Json)
+    .map(ApiJson)
 }

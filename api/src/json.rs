@@ -1,15 +1,18 @@
 //! JSON in and out. [`JsonBody`] is the only way a handler reads a body: it
 //! enforces the content type (415), the size limit (413) and strict typing
 //! (400 naming the field, unknown fields included), so a `{"$gt": ""}` where a
-//! string belongs never reaches a query. [`render`] turns a stored document
-//! into its API shape (`_id` becomes `id`).
+//! string belongs never reaches a query. [`ApiJson`] writes a response in
+//! one pass, stored documents in their API shape (`_id` becomes `id`).
+
+use std::io;
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Request};
-use axum::http::header;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::ser::{CharEscape, CompactFormatter, Formatter};
 
 use crate::error::ApiError;
 
@@ -103,15 +106,111 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// The API shape of a stored document: JSON with `_id` renamed to `id`.
-pub fn render<T: Serialize>(document: &T) -> Value {
-    let mut value = serde_json::to_value(document).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut value {
-        if let Some(id) = map.remove("_id") {
-            map.insert("id".to_string(), id);
+/// A JSON response body. Serialized straight into the response (no
+/// intermediate `Value`), with every object key `_id` written as `id`: a
+/// stored document's `_id` is its `id` in the API (DESIGN §3).
+pub struct ApiJson<T>(pub T);
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        match to_api_json(&self.0) {
+            Ok(bytes) => {
+                let content_type = HeaderValue::from_static("application/json");
+                ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialize a response");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
         }
     }
-    value
+}
+
+/// `value` as the API writes it (see [`ApiJson`]).
+pub fn to_api_json<T: Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(1024);
+    let mut serializer = serde_json::Serializer::with_formatter(&mut bytes, ApiKeys::default());
+    value.serialize(&mut serializer)?;
+    Ok(bytes)
+}
+
+/// Where the formatter is inside an object key.
+#[derive(Default, PartialEq, Eq)]
+enum Key {
+    /// Not in a key.
+    #[default]
+    Outside,
+    /// At the start of a key.
+    Start,
+    /// The key so far is `_id` (written as `id` if it ends here).
+    Id,
+    /// In any other key.
+    Other,
+}
+
+/// A compact formatter that writes the object key `_id` as `id`.
+#[derive(Default)]
+struct ApiKeys {
+    key: Key,
+}
+
+impl ApiKeys {
+    /// Writes a held-back `_id` if the key turned out to be longer.
+    fn flush_id<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        if self.key == Key::Id {
+            writer.write_all(b"_id")?;
+        }
+        if self.key != Key::Outside {
+            self.key = Key::Other;
+        }
+        Ok(())
+    }
+}
+
+impl Formatter for ApiKeys {
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.key = Key::Start;
+        CompactFormatter.begin_object_key(writer, first)
+    }
+
+    fn end_object_key<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.key = Key::Outside;
+        CompactFormatter.end_object_key(writer)
+    }
+
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        if self.key == Key::Start && fragment == "_id" {
+            self.key = Key::Id;
+            return Ok(());
+        }
+        self.flush_id(writer)?;
+        writer.write_all(fragment.as_bytes())
+    }
+
+    fn write_char_escape<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        escape: CharEscape,
+    ) -> io::Result<()> {
+        self.flush_id(writer)?;
+        CompactFormatter.write_char_escape(writer, escape)
+    }
+
+    fn end_string<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        if self.key == Key::Id {
+            writer.write_all(b"id")?;
+            self.key = Key::Other;
+        }
+        CompactFormatter.end_string(writer)
+    }
 }
 
 /// A serde helper for PATCH bodies: distinguishes an absent field (`None`)
@@ -172,6 +271,23 @@ mod tests {
         assert_eq!(
             field(parse(br#"{}"#)),
             ("validation".into(), Some("name".into())),
+        );
+    }
+
+    #[test]
+    fn stored_ids_are_written_as_id_and_other_keys_unchanged() {
+        let value = serde_json::json!({
+            "_id": "a", "items": [{"_id": "b", "x_id": 1, "_idx": 2, "_i\"d": 3}],
+            "text": "_id",
+        });
+        let written = String::from_utf8(to_api_json(&value).unwrap()).unwrap();
+        let back: serde_json::Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(
+            back,
+            serde_json::json!({
+                "id": "a", "items": [{"id": "b", "x_id": 1, "_idx": 2, "_i\"d": 3}],
+                "text": "_id",
+            })
         );
     }
 

@@ -5,10 +5,12 @@
 //! Layout: one module per resource ([`tenants`], [`events`], [`users`],
 //! [`subscriptions`]), each with a `router()`; [`auth`] turns a bearer token
 //! into an `Actor`; [`error::ApiError`] renders every failure; [`ops`] holds
-//! the token-free health, readiness and metrics routes; [`seed`] creates the
-//! default tenant.
+//! the token-free health, readiness and metrics routes; [`body`] keeps
+//! connections usable after refusals; [`openapi`] describes it all; [`seed`]
+//! creates the default tenant.
 
 pub mod auth;
+pub mod body;
 mod config;
 pub mod error;
 mod events;
@@ -34,6 +36,7 @@ pub use config::{ApiConfig, Readiness};
 pub use json::BODY_LIMIT;
 pub use seed::ensure_default_tenant;
 
+use crate::auth::actors::{self, ActorCache};
 use crate::auth::{DiscoveryError, Verifier};
 use crate::error::ApiError;
 use crate::state::ApiContext;
@@ -52,7 +55,8 @@ pub enum ApiBuildError {
 
 /// The full API router (routes, auth, limits, metrics), ready to serve.
 /// Fetches the issuer's discovery document and JWKS first, so a wrong
-/// `OIDC_ISSUER` or an HS256-only provider fails here, at start.
+/// `OIDC_ISSUER` or an HS256-only provider fails here, at start. Starts the
+/// actor cache's change stream, which runs until `config.shutdown` fires.
 pub async fn build(
     store: Store,
     config: ApiConfig,
@@ -70,10 +74,18 @@ pub async fn build(
         source,
     })?;
     let ops = ops::router(store.db.clone(), config.readiness.clone(), prometheus);
+    let document = openapi::document(&config.plans);
+    let actors = Arc::new(ActorCache::default());
+    tokio::spawn(actors::follow_users(
+        actors.clone(),
+        store.users.clone(),
+        config.shutdown.clone(),
+    ));
     let ctx = ApiContext {
         store,
         config: Arc::new(config),
         verifier: Arc::new(verifier),
+        actors,
     };
     let resources = Router::new()
         .merge(tenants::router())
@@ -85,9 +97,10 @@ pub async fn build(
     Ok(Router::new()
         .merge(resources)
         .merge(ops)
-        .merge(openapi::router())
+        .merge(openapi::router(document))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(body::finish_unread_body))
         .layer(axum::middleware::from_fn(ops::record_http)))
 }

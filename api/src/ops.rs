@@ -14,9 +14,11 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use mongodb::bson::doc;
 use mongodb::Database;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::config::Readiness;
+use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
 
 /// How long `/readyz` waits for MongoDB's ping.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -41,31 +43,46 @@ pub fn router(db: Database, readiness: Readiness, prometheus: PrometheusHandle) 
         })
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "the process is alive")))]
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+/// The body of `/healthz` and of a ready `/readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` (`/healthz`) or `ready` (`/readyz`).
+    #[schema(example = "ok")]
+    pub status: &'static str,
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "ops",
-    responses((status = 200, description = "MongoDB reachable and the readiness hook agrees"), (status = 503)))]
+#[utoipa::path(get, path = "/healthz", tag = "ops", security(),
+    responses((status = 200, description = "the process is alive", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "ops", security(),
+    responses(
+        (status = 200, description = "MongoDB reachable and the readiness hook agrees", body = Health),
+        (status = 503, description = "`not_ready`, with the reason", body = ErrorBody)))]
 async fn readyz(State(ops): State<Ops>) -> Response {
     let ping = tokio::time::timeout(PING_TIMEOUT, ops.db.run_command(doc! { "ping": 1 })).await;
     let mongo = match ping {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("MongoDB: {e}")),
+        Ok(Err(e)) => Err(format!("MongoDB: {}", e.kind)),
         Err(_) => Err("MongoDB: ping timed out".to_string()),
     };
     match mongo.and_then(|()| ops.readiness.check()) {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response(),
-        Err(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": { "code": "not_ready", "message": reason } })),
-        )
-            .into_response(),
+        Ok(()) => Json(Health { status: "ready" }).into_response(),
+        Err(message) => {
+            let error = ErrorDetail {
+                code: ErrorCode::NotReady,
+                message,
+                field: None,
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, Json(ErrorBody { error })).into_response()
+        }
     }
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, path = "/metrics", tag = "ops", security(),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 async fn metrics(State(ops): State<Ops>) -> Response {
     (
         [(

@@ -15,10 +15,9 @@ use mongodb::bson::{doc, Document};
 use mongodb::Collection;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
-use crate::json::render;
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
@@ -59,6 +58,36 @@ impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
     }
 }
 
+impl utoipa::IntoParams for PageRequest {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let limit = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .default(Some(DEFAULT_LIMIT.into()));
+        let cursor = ObjectBuilder::new().schema_type(Type::String);
+        vec![
+            ParameterBuilder::new()
+                .name("limit")
+                .parameter_in(ParameterIn::Query)
+                .description(Some(format!(
+                    "page size (default {DEFAULT_LIMIT}, larger values are capped at {MAX_LIMIT})"
+                )))
+                .schema(Some(limit))
+                .build(),
+            ParameterBuilder::new()
+                .name("cursor")
+                .parameter_in(ParameterIn::Query)
+                .description(Some("`nextCursor` of the previous page"))
+                .schema(Some(cursor))
+                .build(),
+        ]
+    }
+}
+
 fn encode_cursor(id: Id) -> String {
     URL_SAFE_NO_PAD.encode(id.0.bytes())
 }
@@ -68,6 +97,16 @@ fn decode_cursor(cursor: &str) -> Result<Id, ApiError> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
     let bytes: [u8; 12] = bytes.try_into().map_err(|_| bad())?;
     Ok(Id(mongodb::bson::oid::ObjectId::from_bytes(bytes)))
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `?cursor=` for the next page; `null` on the last page.
+    #[schema(example = "ZlDA_-4BI0VniavN")]
+    pub next_cursor: Option<String>,
 }
 
 /// Documents that can be listed: they expose their `_id` for the cursor.
@@ -89,13 +128,15 @@ keyed!(
     dezky_core::model::TenantEvent
 );
 
-/// One page of `collection` matching `filter`, rendered for the API.
+/// One page of `collection` matching `filter`; `projection` leaves out
+/// fields a list does not show.
 pub async fn list<T>(
     collection: &Collection<T>,
     mut filter: Document,
+    projection: Option<Document>,
     order: Order,
     page: PageRequest,
-) -> Result<Value, ApiError>
+) -> Result<Page<T>, ApiError>
 where
     T: DeserializeOwned + Serialize + Keyed + Send + Sync,
 {
@@ -111,22 +152,23 @@ where
             doc! { "$and": [filter, keyset] }
         };
     }
-    let mut items: Vec<T> = collection
+    let mut find = collection
         .find(filter)
         .sort(doc! { "_id": direction })
-        .limit(i64::from(page.limit) + 1)
-        .await?
-        .try_collect()
-        .await?;
+        .limit(i64::from(page.limit) + 1);
+    if let Some(projection) = projection {
+        find = find.projection(projection);
+    }
+    let mut items: Vec<T> = find.await?.try_collect().await?;
     let more = items.len() > page.limit as usize;
     items.truncate(page.limit as usize);
     let next = more
         .then(|| items.last().map(|last| encode_cursor(last.key())))
         .flatten();
-    Ok(json!({
-        "items": items.iter().map(render).collect::<Vec<_>>(),
-        "nextCursor": next,
-    }))
+    Ok(Page {
+        items,
+        next_cursor: next,
+    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! change stream until the answer is there or the wait runs out, so it
 //! works when the API and the controller are separate processes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -17,17 +17,18 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use dezky_core::model::{ReconcileRequest, Tenant};
+use axum::Router;
+use dezky_core::model::{ReconcileRequest, System, SystemPlan, Tenant};
 use dezky_core::store::encode::to_bson;
 use dezky_core::{Id, Timestamp};
 use futures::StreamExt;
 use mongodb::bson::doc;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult};
-use crate::json::render;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::json::ApiJson;
 use crate::state::ApiContext;
 use crate::tenants::{load_visible, tenant_response};
 
@@ -42,6 +43,30 @@ pub fn router() -> Router<ApiContext> {
     Router::new()
         .route("/tenants/{slug}/reconcile", post(request_reconcile))
         .route("/tenants/{slug}/plan", get(request_plan))
+}
+
+/// A recorded request the controller has not answered (yet).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestToken {
+    /// Acknowledged in `status.lastHandledReconcileToken` (reconcile).
+    #[schema(example = "4b0e7a52-2f7c-4d2b-9a59-3c1f0f6f3e1a")]
+    pub token: String,
+}
+
+/// The controller's dry run of a tenant: what each system would change.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"slug": "acme", "generation": 3, "computedAt": "2026-05-01T12:00:00.000Z",
+    "systems": {"authentik": {"actions": [{"action": "update", "object": "group tenant-acme",
+        "fields": {"name": {"from": "acme-old", "to": "tenant-acme"}}}], "conflict": null},
+        "stalwart": {"actions": [], "conflict": null}, "ocis": {"actions": [], "conflict": null}}}))]
+pub struct PlanAnswer {
+    #[schema(example = "acme")]
+    pub slug: String,
+    /// The generation the plan was computed for.
+    pub generation: i64,
+    pub computed_at: Timestamp,
+    pub systems: BTreeMap<System, SystemPlan>,
 }
 
 /// `?wait=<humantime>`, capped at [`MAX_WAIT`]; `None` when absent.
@@ -67,9 +92,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Wait {
 #[utoipa::path(post, path = "/tenants/{slug}/reconcile", tag = "tenants",
     params(("slug" = String, Path), ("wait" = Option<String>, Query, description = "e.g. `30s` (at most 60s): wait until the controller handled the request")),
     responses(
-        (status = 202, description = "`{token}`: recorded (or the wait ran out); the controller acknowledges it in `status.lastHandledReconcileToken`"),
-        (status = 200, description = "with `?wait=`: the tenant after the controller handled the request"),
-        (status = 404)))]
+        (status = 202, description = "recorded (or the wait ran out); the controller acknowledges it in `status.lastHandledReconcileToken`", body = RequestToken),
+        (status = 200, description = "with `?wait=`: the tenant after the controller handled the request", body = Tenant),
+        (status = 400, description = "bad `wait`", body = ErrorBody),
+        (status = 404, description = "unknown, or not visible to the caller", body = ErrorBody)))]
 pub(crate) async fn request_reconcile(
     State(ctx): State<ApiContext>,
     actor: Actor,
@@ -84,16 +110,17 @@ pub(crate) async fn request_reconcile(
         record_and_wait(&ctx, tenant.id, "reconcileRequest", &token, wait, handled).await?;
     Ok(match answer {
         Some(tenant) => tenant_response(StatusCode::OK, &tenant),
-        None => (StatusCode::ACCEPTED, Json(json!({ "token": token }))).into_response(),
+        None => (StatusCode::ACCEPTED, ApiJson(RequestToken { token })).into_response(),
     })
 }
 
 #[utoipa::path(get, path = "/tenants/{slug}/plan", tag = "tenants",
     params(("slug" = String, Path), ("wait" = Option<String>, Query, description = "how long to wait for the controller's dry run (default 10s, at most 60s)")),
     responses(
-        (status = 200, description = "`{slug, generation, computedAt, systems: {authentik|stalwart|ocis: {actions: [{action, object, fields}], conflict, error?}}}`"),
-        (status = 202, description = "`{token}`: the dry run was requested but not answered in time"),
-        (status = 404)))]
+        (status = 200, description = "the dry run: what each system would change", body = PlanAnswer),
+        (status = 202, description = "the dry run was requested but not answered in time", body = RequestToken),
+        (status = 400, description = "bad `wait`", body = ErrorBody),
+        (status = 404, description = "unknown, or not visible to the caller", body = ErrorBody)))]
 pub(crate) async fn request_plan(
     State(ctx): State<ApiContext>,
     actor: Actor,
@@ -105,16 +132,16 @@ pub(crate) async fn request_plan(
     let answered = |t: &Tenant| t.status.plan.as_ref().is_some_and(|p| p.token == token);
     let wait = Some(wait.unwrap_or(DEFAULT_PLAN_WAIT));
     let answer = record_and_wait(&ctx, tenant.id, "planRequest", &token, wait, answered).await?;
-    let Some(plan) = answer.as_ref().and_then(|t| t.status.plan.as_ref()) else {
-        return Ok((StatusCode::ACCEPTED, Json(json!({ "token": token }))).into_response());
+    let Some(plan) = answer.and_then(|t| t.status.plan) else {
+        return Ok((StatusCode::ACCEPTED, ApiJson(RequestToken { token })).into_response());
     };
-    let body = json!({
-        "slug": tenant.slug,
-        "generation": plan.generation,
-        "computedAt": plan.computed_at,
-        "systems": render(&plan.systems),
-    });
-    Ok((StatusCode::OK, Json(body)).into_response())
+    let body = PlanAnswer {
+        slug: tenant.slug,
+        generation: plan.generation,
+        computed_at: plan.computed_at,
+        systems: plan.systems,
+    };
+    Ok(ApiJson(body).into_response())
 }
 
 /// Records `{token, requestedAt}` under `field` of tenant `id`, then (with a

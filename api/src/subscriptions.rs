@@ -5,20 +5,20 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use dezky_core::model::{Subscription, SubscriptionStatus};
+use dezky_core::schema::Plan;
 use dezky_core::store::is_duplicate_key;
 use dezky_core::{Id, Timestamp};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::ReturnDocument;
 use serde::Deserialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult};
-use crate::json::{present, render, JsonBody};
-use crate::pagination::{self, Order, PageRequest};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::json::{present, ApiJson, JsonBody};
+use crate::pagination::{self, Order, Page, PageRequest};
 use crate::state::ApiContext;
 use dezky_core::store::encode::to_bson;
 
@@ -35,31 +35,31 @@ pub fn router() -> Router<ApiContext> {
 /// Body of `POST /subscriptions`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"tenantId": "6650c0ffee0123456789abcd", "plan": "team", "status": "active", "stripeCustomerId": "cus_Q1w2e3r4t5y6"}))]
 pub struct CreateSubscription {
     /// The tenant; one subscription per tenant.
-    #[schema(value_type = String)]
     pub tenant_id: Id,
+    #[schema(value_type = Plan)]
     pub plan: String,
     /// `trialing` (default), `active`, `past_due` or `canceled`.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<SubscriptionStatus>)]
     pub status: SubscriptionStatus,
     #[serde(default)]
     pub stripe_customer_id: Option<String>,
     #[serde(default)]
     pub stripe_subscription_id: Option<String>,
-    /// RFC 3339.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
     pub current_period_end: Option<Timestamp>,
 }
 
 /// Body of `PATCH /subscriptions/{id}`; `null` clears an optional field.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"status": "past_due"}))]
 pub struct PatchSubscription {
+    #[schema(value_type = Option<Plan>)]
     pub plan: Option<String>,
-    #[schema(value_type = Option<String>)]
     pub status: Option<SubscriptionStatus>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
@@ -68,7 +68,7 @@ pub struct PatchSubscription {
     #[schema(value_type = Option<String>)]
     pub stripe_subscription_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Timestamp>)]
     pub current_period_end: Option<Option<Timestamp>>,
 }
 
@@ -103,26 +103,38 @@ async fn find_visible(ctx: &ApiContext, actor: &Actor, id: &str) -> ApiResult<Su
 }
 
 #[utoipa::path(get, path = "/subscriptions", tag = "subscriptions",
-    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, description = "`{items, nextCursor}`: all (platform admin) or the caller's tenants'")))]
+    params(PageRequest),
+    responses(
+        (status = 200, description = "all (platform admin) or those of the caller's tenants, oldest first", body = Page<Subscription>),
+        (status = 400, description = "bad `limit` or `cursor`", body = ErrorBody)))]
 async fn list(
     State(ctx): State<ApiContext>,
     actor: Actor,
     page: PageRequest,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<ApiJson<Page<Subscription>>> {
     let filter = if actor.0.platform_admin {
         Document::new()
     } else {
         let ids: Vec<Bson> = actor.0.tenant_ids.iter().copied().map(Bson::from).collect();
         doc! { "tenantId": { "$in": ids } }
     };
-    pagination::list(&ctx.store.subscriptions, filter, Order::OldestFirst, page)
-        .await
-        .map(Json)
+    pagination::list(
+        &ctx.store.subscriptions,
+        filter,
+        None,
+        Order::OldestFirst,
+        page,
+    )
+    .await
+    .map(ApiJson)
 }
 
 #[utoipa::path(post, path = "/subscriptions", tag = "subscriptions", request_body = CreateSubscription,
-    responses((status = 201, description = "the subscription"), (status = 400), (status = 403), (status = 409)))]
+    responses(
+        (status = 201, description = "the subscription", body = Subscription),
+        (status = 400, description = "invalid input", body = ErrorBody),
+        (status = 403, description = "platform admins only", body = ErrorBody),
+        (status = 409, description = "`subscription_exists`", body = ErrorBody)))]
 async fn create(
     State(ctx): State<ApiContext>,
     actor: Actor,
@@ -157,9 +169,9 @@ async fn create(
         updated_at: now,
     };
     match ctx.store.subscriptions.insert_one(&subscription).await {
-        Ok(_) => Ok((StatusCode::CREATED, Json(render(&subscription))).into_response()),
+        Ok(_) => Ok((StatusCode::CREATED, ApiJson(subscription)).into_response()),
         Err(e) if is_duplicate_key(&e) => Err(ApiError::Conflict {
-            code: "subscription_exists",
+            code: ErrorCode::SubscriptionExists,
             field: Some("tenantId".into()),
             message: "this tenant already has a subscription".into(),
         }),
@@ -168,25 +180,31 @@ async fn create(
 }
 
 #[utoipa::path(get, path = "/subscriptions/{id}", tag = "subscriptions",
-    responses((status = 200, description = "the subscription"), (status = 404)))]
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "the subscription", body = Subscription),
+        (status = 404, description = "unknown, or not visible to the caller", body = ErrorBody)))]
 async fn read(
     State(ctx): State<ApiContext>,
     actor: Actor,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    find_visible(&ctx, &actor, &id)
-        .await
-        .map(|s| Json(render(&s)))
+) -> ApiResult<ApiJson<Subscription>> {
+    find_visible(&ctx, &actor, &id).await.map(ApiJson)
 }
 
 #[utoipa::path(patch, path = "/subscriptions/{id}", tag = "subscriptions", request_body = PatchSubscription,
-    responses((status = 200, description = "the subscription"), (status = 400), (status = 403), (status = 404)))]
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "the subscription", body = Subscription),
+        (status = 400, description = "invalid input", body = ErrorBody),
+        (status = 403, description = "platform admins only", body = ErrorBody),
+        (status = 404, description = "unknown, or not visible to the caller", body = ErrorBody)))]
 async fn update(
     State(ctx): State<ApiContext>,
     actor: Actor,
     Path(id): Path<String>,
     JsonBody(patch): JsonBody<PatchSubscription>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<ApiJson<Subscription>> {
     let subscription = find_visible(&ctx, &actor, &id).await?;
     actor.require_platform_admin()?;
     let mut set = doc! { "updatedAt": Timestamp::now() };
@@ -213,12 +231,16 @@ async fn update(
         .find_one_and_update(doc! { "_id": subscription.id }, doc! { "$set": set })
         .return_document(ReturnDocument::After)
         .await?
-        .map(|s| Json(render(&s)))
+        .map(ApiJson)
         .ok_or_else(|| ApiError::not_found("subscription"))
 }
 
 #[utoipa::path(delete, path = "/subscriptions/{id}", tag = "subscriptions",
-    responses((status = 204, description = "deleted"), (status = 403), (status = 404)))]
+    params(("id" = String, Path)),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 403, description = "platform admins only", body = ErrorBody),
+        (status = 404, description = "unknown, or not visible to the caller", body = ErrorBody)))]
 async fn remove(
     State(ctx): State<ApiContext>,
     actor: Actor,

@@ -7,8 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use dezky_core::model::{BillingInfo, DeletionPolicy, Subscription, SubscriptionStatus, Tenant};
+use dezky_core::schema::Plan;
 use dezky_core::store::is_duplicate_key;
 use dezky_core::{validate, Id, Timestamp};
 use mongodb::bson::{doc, Document};
@@ -17,9 +18,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult};
-use crate::json::{present, render, JsonBody};
-use crate::pagination::{self, Order, PageRequest};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::json::{present, ApiJson, JsonBody};
+use crate::pagination::{self, Order, Page, PageRequest};
 use crate::state::ApiContext;
 use dezky_core::store::encode::to_bson;
 
@@ -36,47 +37,54 @@ pub fn router() -> Router<ApiContext> {
 /// Body of `POST /tenants`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"slug": "acme", "name": "Acme Inc", "plan": "team", "domains": ["acme.example.com"], "billingInfo": {"email": "billing@acme.example.com"}}))]
 pub struct CreateTenant {
     /// `^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`, unique, immutable.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")]
     pub slug: String,
     /// 1..100 printable characters.
     pub name: String,
-    /// One of the configured plans.
+    #[schema(value_type = Plan)]
     pub plan: String,
     /// Mail domains; each belongs to at most one tenant.
     #[serde(default)]
     pub domains: Vec<String>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub billing_info: Option<BillingInfo>,
     /// `delete` (default) or `orphan`.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
     pub deletion_policy: Option<DeletionPolicy>,
 }
 
 /// Body of `PATCH /tenants/{slug}`: only the fields to change.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "Acme Corporation", "domains": ["acme.example.com", "shop.acme.example.com"]}))]
 pub struct PatchTenant {
     /// Accepted only if equal to the current slug (slugs are immutable).
     pub slug: Option<String>,
     pub name: Option<String>,
+    #[schema(value_type = Option<Plan>)]
     pub plan: Option<String>,
     pub domains: Option<Vec<String>>,
     /// `null` removes the billing info.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BillingInfo>)]
     pub billing_info: Option<Option<BillingInfo>>,
-    #[schema(value_type = Option<String>)]
     pub deletion_policy: Option<DeletionPolicy>,
     /// Stop all upstream writes for this tenant.
     pub paused: Option<bool>,
 }
 
+/// Fields of a stored tenant that its API shape leaves out: the dry-run
+/// request and answer, which only `GET /tenants/{slug}/plan` serves.
+pub(crate) fn api_view() -> Document {
+    doc! { "planRequest": 0, "status.plan": 0 }
+}
+
 /// A tenant with its `ETag` (the generation) and the given status code.
 pub(crate) fn tenant_response(status: StatusCode, tenant: &Tenant) -> Response {
-    let mut response = (status, Json(render(tenant))).into_response();
+    let mut response = (status, ApiJson(tenant)).into_response();
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", tenant.generation)) {
         response.headers_mut().insert(header::ETAG, etag);
     }
@@ -140,7 +148,7 @@ async fn ensure_domains_free(
 
 fn domain_taken(field: Option<String>, domain: &str) -> ApiError {
     ApiError::Conflict {
-        code: "domain_taken",
+        code: ErrorCode::DomainTaken,
         field: Some(field.unwrap_or_else(|| "domains".into())),
         message: format!("domain `{domain}` belongs to another tenant"),
     }
@@ -152,6 +160,7 @@ pub async fn load_visible(ctx: &ApiContext, actor: &Actor, slug: &str) -> ApiRes
     ctx.store
         .tenants
         .find_one(doc! { "slug": slug })
+        .projection(api_view())
         .await?
         .filter(|tenant| actor.can_see(tenant))
         .ok_or_else(|| ApiError::not_found("tenant"))
@@ -195,7 +204,11 @@ fn stale(expected: i64, current: i64) -> ApiError {
 }
 
 #[utoipa::path(post, path = "/tenants", tag = "tenants", request_body = CreateTenant,
-    responses((status = 201, description = "created, `status.phase = pending`"), (status = 400), (status = 409)))]
+    responses(
+        (status = 201, description = "created, `status.phase = pending`; the caller is a member", body = Tenant,
+            headers(("ETag" = String, description = "the generation, quoted"), ("Location" = String))),
+        (status = 400, description = "invalid input", body = ErrorBody),
+        (status = 409, description = "`slug_taken` or `domain_taken`", body = ErrorBody)))]
 async fn create(
     State(ctx): State<ApiContext>,
     actor: Actor,
@@ -239,6 +252,7 @@ async fn create(
             doc! { "$addToSet": { "tenantIds": tenant.id }, "$set": { "updatedAt": now } },
         )
         .await?;
+    ctx.actors.forget(actor.0.id);
     insert_subscription(&ctx, &tenant).await?;
     let mut response = tenant_response(StatusCode::CREATED, &tenant);
     if let Ok(location) = HeaderValue::from_str(&format!("/tenants/{}", tenant.slug)) {
@@ -249,7 +263,7 @@ async fn create(
 
 fn slug_taken(slug: &str) -> ApiError {
     ApiError::Conflict {
-        code: "slug_taken",
+        code: ErrorCode::SlugTaken,
         field: Some("slug".into()),
         message: format!("a tenant with slug `{slug}` already exists"),
     }
@@ -276,25 +290,32 @@ pub(crate) async fn insert_subscription(ctx: &ApiContext, tenant: &Tenant) -> Ap
 }
 
 #[utoipa::path(get, path = "/tenants", tag = "tenants",
-    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, description = "`{items, nextCursor}`: tenants visible to the caller")))]
+    params(PageRequest),
+    responses(
+        (status = 200, description = "tenants visible to the caller (platform admin: all), oldest first", body = Page<Tenant>),
+        (status = 400, description = "bad `limit` or `cursor`", body = ErrorBody)))]
 async fn list(
     State(ctx): State<ApiContext>,
     actor: Actor,
     page: PageRequest,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<ApiJson<Page<Tenant>>> {
     let filter = if actor.0.platform_admin {
         Document::new()
     } else {
         doc! { "_id": { "$in": &actor.0.tenant_ids } }
     };
-    pagination::list(&ctx.store.tenants, filter, Order::OldestFirst, page)
+    let view = Some(api_view());
+    pagination::list(&ctx.store.tenants, filter, view, Order::OldestFirst, page)
         .await
-        .map(Json)
+        .map(ApiJson)
 }
 
 #[utoipa::path(get, path = "/tenants/{slug}", tag = "tenants",
-    responses((status = 200, description = "the tenant with status; `ETag` = generation"), (status = 404)))]
+    params(("slug" = String, Path)),
+    responses(
+        (status = 200, description = "the tenant with status", body = Tenant,
+            headers(("ETag" = String, description = "the generation, quoted"))),
+        (status = 404, description = "unknown, or not visible to the caller", body = ErrorBody)))]
 async fn read(
     State(ctx): State<ApiContext>,
     actor: Actor,
@@ -359,9 +380,15 @@ fn changes(
 const PATCH_ATTEMPTS: usize = 5;
 
 #[utoipa::path(patch, path = "/tenants/{slug}", tag = "tenants", request_body = PatchTenant,
-    params(("If-Match" = Option<String>, Header, description = "expected generation")),
-    responses((status = 200, description = "the tenant; generation+1 if a desired field changed"),
-        (status = 403), (status = 404), (status = 409), (status = 412)))]
+    params(("slug" = String, Path), ("If-Match" = Option<String>, Header, description = "expected generation")),
+    responses(
+        (status = 200, description = "the tenant; generation+1 if a desired field changed", body = Tenant,
+            headers(("ETag" = String, description = "the generation, quoted"))),
+        (status = 400, description = "invalid input", body = ErrorBody),
+        (status = 403, description = "not a tenant admin or platform admin", body = ErrorBody),
+        (status = 404, description = "unknown, or not visible to the caller", body = ErrorBody),
+        (status = 409, description = "`domain_taken`, `tenant_deleting` or `concurrent_update`", body = ErrorBody),
+        (status = 412, description = "`If-Match` names another generation", body = ErrorBody)))]
 async fn update(
     State(ctx): State<ApiContext>,
     actor: Actor,
@@ -374,7 +401,7 @@ async fn update(
         let tenant = load_administered(&ctx, &actor, &slug).await?;
         if tenant.is_deleting() {
             return Err(ApiError::Conflict {
-                code: "tenant_deleting",
+                code: ErrorCode::TenantDeleting,
                 field: None,
                 message: "the tenant is being deleted and can no longer change".into(),
             });
@@ -398,6 +425,7 @@ async fn update(
                 doc! { "$set": set, "$inc": { "generation": 1 } },
             )
             .return_document(ReturnDocument::After)
+            .projection(api_view())
             .await;
         match updated {
             Ok(Some(tenant)) => return Ok(tenant_response(StatusCode::OK, &tenant)),
@@ -413,15 +441,20 @@ async fn update(
         }
     }
     Err(ApiError::Conflict {
-        code: "concurrent_update",
+        code: ErrorCode::ConcurrentUpdate,
         field: None,
         message: "the tenant kept changing while this update was applied; retry".into(),
     })
 }
 
 #[utoipa::path(delete, path = "/tenants/{slug}", tag = "tenants",
-    params(("If-Match" = Option<String>, Header, description = "expected generation")),
-    responses((status = 202, description = "the tenant, phase `deleting`"), (status = 403), (status = 404), (status = 412)))]
+    params(("slug" = String, Path), ("If-Match" = Option<String>, Header, description = "expected generation")),
+    responses(
+        (status = 202, description = "the tenant, phase `deleting`; the controller cleans up, then it disappears", body = Tenant,
+            headers(("ETag" = String, description = "the generation, quoted"))),
+        (status = 403, description = "not a tenant admin or platform admin", body = ErrorBody),
+        (status = 404, description = "unknown, or not visible to the caller", body = ErrorBody),
+        (status = 412, description = "`If-Match` names another generation", body = ErrorBody)))]
 async fn request_deletion(
     State(ctx): State<ApiContext>,
     actor: Actor,
@@ -452,6 +485,7 @@ async fn request_deletion(
             },
         )
         .return_document(ReturnDocument::After)
+        .projection(api_view())
         .await?;
     match updated {
         Some(tenant) => Ok(tenant_response(StatusCode::ACCEPTED, &tenant)),

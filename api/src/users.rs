@@ -7,22 +7,22 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
-use dezky_core::model::{group_name, Role, Tenant, User};
+use axum::Router;
+use dezky_core::model::{group_name, Role, Subscription, Tenant, User};
 use dezky_core::store::is_duplicate_key;
 use dezky_core::{validate, Id, Timestamp};
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::ReturnDocument;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{display_name, Actor, Claims, SignedIn};
-use crate::error::{ApiError, ApiResult};
-use crate::json::{render, JsonBody};
-use crate::pagination::{self, Order, PageRequest};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::json::{ApiJson, JsonBody};
+use crate::pagination::{self, Order, Page, PageRequest};
 use crate::state::ApiContext;
+use crate::tenants::api_view;
 use dezky_core::store::encode::to_bson;
 
 /// Routes of this resource.
@@ -36,6 +36,7 @@ pub fn router() -> Router<ApiContext> {
 /// Body of `POST /users`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"authentikSubjectId": "8f14e45fceea167a5a36dedd4bea2543", "email": "ada@acme.example.com", "name": "Ada Lovelace", "role": "admin", "tenantIds": ["6650c0ffee0123456789abcd"]}))]
 pub struct CreateUser {
     /// The user's `sub` in Authentik; unique.
     pub authentik_subject_id: String,
@@ -45,26 +46,32 @@ pub struct CreateUser {
     pub name: String,
     /// `member` (default) or `admin`.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Role>)]
     pub role: Role,
     #[serde(default)]
     pub platform_admin: bool,
     #[serde(default)]
-    #[schema(value_type = Vec<String>)]
     pub tenant_ids: Vec<Id>,
 }
 
 /// Body of `PATCH /users/{id}`: only the fields to change.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"platformAdmin": false, "tenantIds": []}))]
 pub struct PatchUser {
     pub email: Option<String>,
     pub name: Option<String>,
-    #[schema(value_type = Option<String>)]
     pub role: Option<Role>,
     pub platform_admin: Option<bool>,
-    #[schema(value_type = Option<Vec<String>>)]
     pub tenant_ids: Option<Vec<Id>>,
+}
+
+/// `GET /users/me`: the caller after syncing their claims, with their tenants.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub user: User,
+    pub tenants: Vec<Tenant>,
+    pub subscriptions: Vec<Subscription>,
 }
 
 fn ids_bson(ids: &[Id]) -> Vec<Bson> {
@@ -144,8 +151,8 @@ async fn claimed_tenants(ctx: &ApiContext, claims: &Claims, user: Id) -> ApiResu
 }
 
 #[utoipa::path(get, path = "/users/me", tag = "users",
-    responses((status = 200, description = "`{user, tenants, subscriptions}` after syncing the token's claims"), (status = 401)))]
-async fn me(State(ctx): State<ApiContext>, SignedIn(claims): SignedIn) -> ApiResult<Json<Value>> {
+    responses((status = 200, description = "the caller after syncing the token's claims, with their tenants and subscriptions", body = Me)))]
+async fn me(State(ctx): State<ApiContext>, SignedIn(claims): SignedIn) -> ApiResult<ApiJson<Me>> {
     let users = &ctx.store.users;
     let mut attempts = 0;
     let user = loop {
@@ -183,7 +190,10 @@ async fn me(State(ctx): State<ApiContext>, SignedIn(claims): SignedIn) -> ApiRes
             .return_document(ReturnDocument::After)
             .await;
         match result {
-            Ok(Some(user)) => break user,
+            Ok(Some(user)) => {
+                ctx.actors.forget(user.id);
+                break user;
+            }
             // A concurrent first call of the same user inserted it: sync again.
             Err(e) if is_duplicate_key(&e) && attempts < 3 => continue,
             Ok(None) => return Err(ApiError::Internal("upsert returned no user".into())),
@@ -195,10 +205,11 @@ async fn me(State(ctx): State<ApiContext>, SignedIn(claims): SignedIn) -> ApiRes
         .tenants
         .find(doc! { "_id": { "$in": ids_bson(&user.tenant_ids) } })
         .sort(doc! { "_id": 1 })
+        .projection(api_view())
         .await?
         .try_collect()
         .await?;
-    let subscriptions: Vec<_> = ctx
+    let subscriptions: Vec<Subscription> = ctx
         .store
         .subscriptions
         .find(doc! { "tenantId": { "$in": ids_bson(&user.tenant_ids) } })
@@ -206,29 +217,37 @@ async fn me(State(ctx): State<ApiContext>, SignedIn(claims): SignedIn) -> ApiRes
         .await?
         .try_collect()
         .await?;
-    Ok(Json(json!({
-        "user": render(&user),
-        "tenants": tenants.iter().map(render).collect::<Vec<_>>(),
-        "subscriptions": subscriptions.iter().map(render).collect::<Vec<_>>(),
-    })))
+    Ok(ApiJson(Me {
+        user,
+        tenants,
+        subscriptions,
+    }))
 }
 
 #[utoipa::path(get, path = "/users", tag = "users",
-    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, description = "`{items, nextCursor}`"), (status = 403)))]
+    params(PageRequest),
+    responses(
+        (status = 200, description = "every user, oldest first", body = Page<User>),
+        (status = 400, description = "bad `limit` or `cursor`", body = ErrorBody),
+        (status = 403, description = "platform admins only", body = ErrorBody)))]
 async fn list(
     State(ctx): State<ApiContext>,
     actor: Actor,
     page: PageRequest,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<ApiJson<Page<User>>> {
     actor.require_platform_admin()?;
-    pagination::list(&ctx.store.users, Document::new(), Order::OldestFirst, page)
+    let all = Document::new();
+    pagination::list(&ctx.store.users, all, None, Order::OldestFirst, page)
         .await
-        .map(Json)
+        .map(ApiJson)
 }
 
 #[utoipa::path(post, path = "/users", tag = "users", request_body = CreateUser,
-    responses((status = 201, description = "the user"), (status = 400), (status = 403), (status = 409)))]
+    responses(
+        (status = 201, description = "the user", body = User),
+        (status = 400, description = "invalid input", body = ErrorBody),
+        (status = 403, description = "platform admins only", body = ErrorBody),
+        (status = 409, description = "`subject_taken`", body = ErrorBody)))]
 async fn create(
     State(ctx): State<ApiContext>,
     actor: Actor,
@@ -258,9 +277,9 @@ async fn create(
         updated_at: now,
     };
     match ctx.store.users.insert_one(&user).await {
-        Ok(_) => Ok((StatusCode::CREATED, Json(render(&user))).into_response()),
+        Ok(_) => Ok((StatusCode::CREATED, ApiJson(user)).into_response()),
         Err(e) if is_duplicate_key(&e) => Err(ApiError::Conflict {
-            code: "subject_taken",
+            code: ErrorCode::SubjectTaken,
             field: Some("authentikSubjectId".into()),
             message: "a user with this subject already exists".into(),
         }),
@@ -269,27 +288,35 @@ async fn create(
 }
 
 #[utoipa::path(get, path = "/users/{id}", tag = "users",
-    responses((status = 200, description = "the user (platform admins, or the user themself)"), (status = 404)))]
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "the user (platform admins, or the user themself)", body = User),
+        (status = 404, description = "unknown, or not visible to the caller", body = ErrorBody)))]
 async fn read(
     State(ctx): State<ApiContext>,
     actor: Actor,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<ApiJson<User>> {
     let user = find(&ctx, &id).await?;
     if !actor.0.platform_admin && user.id != actor.0.id {
         return Err(ApiError::not_found("user"));
     }
-    Ok(Json(render(&user)))
+    Ok(ApiJson(user))
 }
 
 #[utoipa::path(patch, path = "/users/{id}", tag = "users", request_body = PatchUser,
-    responses((status = 200, description = "the user"), (status = 400), (status = 403), (status = 404)))]
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "the user", body = User),
+        (status = 400, description = "invalid input", body = ErrorBody),
+        (status = 403, description = "platform admins only", body = ErrorBody),
+        (status = 404, description = "unknown user", body = ErrorBody)))]
 async fn update(
     State(ctx): State<ApiContext>,
     actor: Actor,
     Path(id): Path<String>,
     JsonBody(patch): JsonBody<PatchUser>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<ApiJson<User>> {
     actor.require_platform_admin()?;
     let user = find(&ctx, &id).await?;
     validate_profile(
@@ -314,17 +341,24 @@ async fn update(
         ensure_tenants_exist(&ctx, &ids).await?;
         set.insert("tenantIds", ids_bson(&ids));
     }
-    ctx.store
+    let updated = ctx
+        .store
         .users
         .find_one_and_update(doc! { "_id": user.id }, doc! { "$set": set })
         .return_document(ReturnDocument::After)
-        .await?
-        .map(|u| Json(render(&u)))
+        .await?;
+    ctx.actors.forget(user.id);
+    updated
+        .map(ApiJson)
         .ok_or_else(|| ApiError::not_found("user"))
 }
 
 #[utoipa::path(delete, path = "/users/{id}", tag = "users",
-    responses((status = 204, description = "deleted"), (status = 403), (status = 404)))]
+    params(("id" = String, Path)),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 403, description = "platform admins only", body = ErrorBody),
+        (status = 404, description = "unknown user", body = ErrorBody)))]
 async fn remove(
     State(ctx): State<ApiContext>,
     actor: Actor,
@@ -333,6 +367,7 @@ async fn remove(
     actor.require_platform_admin()?;
     let user = find(&ctx, &id).await?;
     let result = ctx.store.users.delete_one(doc! { "_id": user.id }).await?;
+    ctx.actors.forget(user.id);
     if result.deleted_count == 0 {
         return Err(ApiError::not_found("user"));
     }

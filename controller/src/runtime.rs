@@ -150,7 +150,7 @@ impl Controller {
                     self.lead(&lease, renew_every, &shutdown).await;
                 }
                 Ok(false) => {}
-                Err(e) => warn!(error = %e, "cannot reach the lease"),
+                Err(e) => warn!(error = %e.kind, "cannot reach the lease"),
             }
             let _ = tokio::time::timeout(renew_every, shutdown.cancelled()).await;
         }
@@ -200,7 +200,7 @@ impl Controller {
         let _ = renewer.await;
         if graceful {
             if let Err(e) = lease.release().await {
-                warn!(error = %e, "cannot release the lease; it expires by itself");
+                warn!(error = %e.kind, "cannot release the lease; it expires by itself");
             }
         }
         self.health.set_synced(false);
@@ -334,7 +334,7 @@ async fn renew(lease: Lease, every: Duration, duration: Duration, term: Cancella
                 return;
             }
             Err(e) => {
-                warn!(error = %e, "cannot renew the lease");
+                warn!(error = %e.kind, "cannot renew the lease");
                 if last_ok.elapsed() + every >= duration {
                     term.cancel();
                     return;

@@ -100,7 +100,7 @@ impl TenantWatch {
             let saved = self.load_token().await;
             let opened = match self.open(saved.clone()).await {
                 Err(e) if saved.is_some() => {
-                    warn!(error = %e, "cannot resume the tenants change stream; relisting");
+                    warn!(error = %e.kind, "cannot resume the tenants change stream; relisting");
                     self.clear_token().await;
                     relist = true;
                     self.open(None).await
@@ -110,7 +110,7 @@ impl TenantWatch {
             let mut stream = match opened {
                 Ok(stream) => stream,
                 Err(e) => {
-                    warn!(error = %e, "cannot open the tenants change stream; retrying");
+                    warn!(error = %e.kind, "cannot open the tenants change stream; retrying");
                     let _ = tokio::time::timeout(Duration::from_secs(1), stop.cancelled()).await;
                     continue;
                 }
@@ -153,7 +153,7 @@ impl TenantWatch {
         let mut session = match self.store.db.client().start_session().await {
             Ok(session) => session,
             Err(e) => {
-                warn!(error = %e, "relist failed");
+                warn!(error = %e.kind, "relist failed");
                 return None;
             }
         };
@@ -182,12 +182,12 @@ impl TenantWatch {
                     }
                     None => break,
                     Some(Err(e)) => {
-                        warn!(error = %e, "relist interrupted");
+                        warn!(error = %e.kind, "relist interrupted");
                         break;
                     }
                 }
             },
-            Err(e) => warn!(error = %e, "relist failed"),
+            Err(e) => warn!(error = %e.kind, "relist failed"),
         }
         metrics::counter!("controller_relists_total").increment(1);
         info!(tenants = count, "relisted all tenants");
@@ -225,11 +225,11 @@ impl TenantWatch {
                 Err(e) => {
                     let code = command_code(&e);
                     if code.is_some_and(|c| CANNOT_RESUME.contains(&c)) {
-                        warn!(error = %e, "tenants change stream history lost; relisting");
+                        warn!(error = %e.kind, "tenants change stream history lost; relisting");
                         self.clear_token().await;
                         return true;
                     }
-                    warn!(error = %e, "tenants change stream failed; reopening");
+                    warn!(error = %e.kind, "tenants change stream failed; reopening");
                     let _ =
                         tokio::time::timeout(Duration::from_millis(500), stop.cancelled()).await;
                     return false;
@@ -313,7 +313,7 @@ impl TenantWatch {
             .upsert(true)
             .await;
         if let Err(e) = saved {
-            warn!(error = %e, "cannot save the change-stream resume token");
+            warn!(error = %e.kind, "cannot save the change-stream resume token");
         }
     }
 

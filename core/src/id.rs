@@ -3,12 +3,15 @@
 //! string in JSON. The choice is made by `Serializer::is_human_readable`,
 //! so one model struct serves the store and the API. (`bson::to_bson` is
 //! human-readable: encode model values with [`crate::store::encode`].)
+//! Stored values are read as borrowed raw BSON: going through the generic
+//! `ObjectId`/`DateTime` impls costs an extended-JSON round trip per value,
+//! which dominated reading a page of tenants.
 
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use mongodb::bson::{self, oid::ObjectId};
+use mongodb::bson::{self, oid::ObjectId, RawBsonRef};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A document id: a MongoDB `ObjectId`, rendered as 24 hex chars in JSON.
@@ -80,7 +83,10 @@ impl<'de> Deserialize<'de> for Id {
                 Repr::Native(oid) => Ok(Id(oid)),
             }
         } else {
-            ObjectId::deserialize(d).map(Id)
+            match RawBsonRef::deserialize(d)? {
+                RawBsonRef::ObjectId(oid) => Ok(Id(oid)),
+                other => Err(unexpected(other, "an ObjectId")),
+            }
         }
     }
 }
@@ -150,9 +156,20 @@ impl<'de> Deserialize<'de> for Timestamp {
                 Repr::Native(t) => Ok(Timestamp::from_millis(t.timestamp_millis())),
             }
         } else {
-            bson::DateTime::deserialize(d).map(|t| Timestamp::from_millis(t.timestamp_millis()))
+            match RawBsonRef::deserialize(d)? {
+                RawBsonRef::DateTime(t) => Ok(Timestamp::from_millis(t.timestamp_millis())),
+                other => Err(unexpected(other, "a date")),
+            }
         }
     }
+}
+
+/// The error for a stored value of the wrong BSON type.
+fn unexpected<E: serde::de::Error>(found: RawBsonRef<'_>, expected: &str) -> E {
+    E::custom(format!(
+        "expected {expected}, found BSON {:?}",
+        found.element_type()
+    ))
 }
 
 #[cfg(test)]
@@ -167,6 +184,27 @@ mod tests {
         let stored = crate::store::encode::to_bson(&id).unwrap();
         assert!(matches!(stored, bson::Bson::ObjectId(_)));
         assert_eq!(bson::from_bson::<Id>(stored).unwrap(), id);
+    }
+
+    #[test]
+    fn stored_documents_are_read_from_raw_bson() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Stored {
+            id: Id,
+            at: Timestamp,
+        }
+        let stored = Stored {
+            id: Id::new(),
+            at: Timestamp::from_millis(1_700_000_000_123),
+        };
+        let raw = bson::to_raw_document_buf(&stored).unwrap();
+        assert_eq!(bson::from_slice::<Stored>(raw.as_bytes()).unwrap(), stored);
+        let swapped = bson::rawdoc! { "id": bson::DateTime::now(), "at": ObjectId::new() };
+        let error = bson::from_slice::<Stored>(swapped.as_bytes()).unwrap_err();
+        assert!(
+            error.to_string().contains("expected an ObjectId"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -5,13 +5,16 @@
 //! that owns collections and indexes ([`store`]), input validation
 //! ([`validate`]), plan quotas ([`plans`]), the embedded `mongod`
 //! supervisor ([`mongo`]) and the outbound HTTP client every upstream call
-//! goes through ([`http`]).
+//! goes through ([`http`]). With feature `openapi`, [`schema`] and the
+//! models' derived schemas describe the JSON forms for the API's document.
 
 pub mod http;
 pub mod id;
 pub mod model;
 pub mod mongo;
 pub mod plans;
+#[cfg(feature = "openapi")]
+pub mod schema;
 pub mod store;
 pub mod validate;
 

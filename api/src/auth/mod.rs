@@ -1,9 +1,12 @@
 //! Who is calling. [`SignedIn`] is a verified bearer token (its claims);
 //! [`Actor`] is the caller's user record from MongoDB, which is where every
-//! authorization decision comes from (DESIGN §4). A handler's signature shows
-//! which one it needs.
+//! authorization decision comes from (DESIGN §4), through the [`actors`]
+//! cache. A handler's signature shows which one it needs.
 
+pub mod actors;
 mod verifier;
+
+use std::sync::Arc;
 
 pub use verifier::{Claims, DiscoveryError, Verifier, LEEWAY_SECS, REFETCH_INTERVAL};
 
@@ -19,7 +22,7 @@ use crate::error::ApiError;
 use crate::state::ApiContext;
 
 /// A caller with a valid bearer token.
-pub struct SignedIn(pub Claims);
+pub struct SignedIn(pub Arc<Claims>);
 
 impl FromRequestParts<ApiContext> for SignedIn {
     type Rejection = ApiError;
@@ -48,20 +51,27 @@ impl FromRequestParts<ApiContext> for SignedIn {
     }
 }
 
-/// The caller's user record. A first-time caller gets a bare record (no
-/// tenants, no platform admin) until `GET /users/me` syncs their claims.
-pub struct Actor(pub User);
+/// The caller's user record (at most [`actors::MAX_AGE`] old). A first-time
+/// caller gets a bare record (no tenants, no platform admin) until
+/// `GET /users/me` syncs their claims.
+pub struct Actor(pub Arc<User>);
 
 impl FromRequestParts<ApiContext> for Actor {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, ApiError> {
         let SignedIn(claims) = SignedIn::from_request_parts(parts, ctx).await?;
+        if let Some(user) = ctx.actors.get(&claims.sub) {
+            return Ok(Actor(user));
+        }
         let users = &ctx.store.users;
+        let ticket = ctx.actors.ticket();
         if let Some(user) = users
             .find_one(doc! { "authentikSubjectId": &claims.sub })
             .await?
         {
+            let user = Arc::new(user);
+            ctx.actors.store(ticket, user.clone());
             return Ok(Actor(user));
         }
         let now = Timestamp::now();
@@ -77,12 +87,12 @@ impl FromRequestParts<ApiContext> for Actor {
             updated_at: now,
         };
         match users.insert_one(&user).await {
-            Ok(_) => Ok(Actor(user)),
+            Ok(_) => Ok(Actor(Arc::new(user))),
             // Another request of the same caller created it first.
             Err(e) if is_duplicate_key(&e) => users
                 .find_one(doc! { "authentikSubjectId": &claims.sub })
                 .await?
-                .map(Actor)
+                .map(|user| Actor(Arc::new(user)))
                 .ok_or_else(|| ApiError::Internal("user vanished after a duplicate key".into())),
             Err(e) => Err(e.into()),
         }

@@ -4,10 +4,15 @@
 //! accepted, and a key is used only with its own algorithm, so `none`, HS*
 //! and algorithm-confusion tokens fail; a token signed by a foreign key that
 //! reuses a known `kid` fails its signature check.
+//!
+//! A client sends the same token with every request, so a verified token is
+//! remembered for [`VERIFIED_TTL`] (never past its `exp` plus leeway, and
+//! only until the key set is refetched), and its signature is not checked
+//! again meanwhile.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -18,6 +23,10 @@ use serde_json::Value;
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 60;
+/// How long a verified token is accepted without checking it again.
+pub const VERIFIED_TTL: Duration = Duration::from_secs(30);
+/// Above this many remembered tokens, remembering one first drops the expired.
+const VERIFIED_MAX: usize = 10_000;
 
 /// Why the verifier could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +47,8 @@ pub enum DiscoveryError {
 #[derive(Clone, Debug, Deserialize)]
 pub struct Claims {
     pub sub: String,
+    /// Expiry (seconds since the epoch); required.
+    pub exp: u64,
     #[serde(default)]
     pub email: Option<String>,
     #[serde(default)]
@@ -70,6 +81,8 @@ pub struct Verifier {
     cache: RwLock<KeyCache>,
     /// Serialises refetches so a burst of unknown kids costs one request.
     refetch: tokio::sync::Mutex<()>,
+    /// Recently verified tokens and until when they are accepted unchecked.
+    verified: Mutex<HashMap<String, (Arc<Claims>, Instant)>>,
 }
 
 impl Verifier {
@@ -115,11 +128,47 @@ impl Verifier {
                 last_refetch: None,
             }),
             refetch: tokio::sync::Mutex::new(()),
+            verified: Mutex::default(),
         })
     }
 
-    /// Verifies `token` and returns its claims, or why it was refused.
-    pub async fn verify(&self, token: &str) -> Result<Claims, String> {
+    /// Verifies `token` (or finds it verified within [`VERIFIED_TTL`]) and
+    /// returns its claims, or why it was refused.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Claims>, String> {
+        if let Some(claims) = self.recently_verified(token) {
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.check(token).await?);
+        self.remember(token, &claims);
+        Ok(claims)
+    }
+
+    fn recently_verified(&self, token: &str) -> Option<Arc<Claims>> {
+        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        let (claims, until) = verified.get(token)?;
+        (Instant::now() < *until).then(|| claims.clone())
+    }
+
+    fn remember(&self, token: &str, claims: &Arc<Claims>) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let valid_for = Duration::from_secs((claims.exp + LEEWAY_SECS).saturating_sub(now));
+        let until = Instant::now() + valid_for.min(VERIFIED_TTL);
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= VERIFIED_MAX {
+            let now = Instant::now();
+            verified.retain(|_, (_, until)| *until > now);
+            if verified.len() >= VERIFIED_MAX {
+                verified.clear();
+            }
+        }
+        verified.insert(token.to_string(), (claims.clone(), until));
+    }
+
+    /// Checks `token`'s signature and claims.
+    async fn check(&self, token: &str) -> Result<Claims, String> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
@@ -176,7 +225,14 @@ impl Verifier {
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         cache.last_refetch = Some(Instant::now());
         match fetched {
-            Ok(keys) if !keys.is_empty() => cache.keys = keys,
+            Ok(keys) if !keys.is_empty() => {
+                cache.keys = keys;
+                // A key may have been withdrawn: check every token again.
+                self.verified
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+            }
             Ok(_) => {
                 tracing::warn!(url = %self.jwks_url, "JWKS refetch returned no signing keys; keeping the cached ones")
             }

@@ -6,16 +6,20 @@ use crate::{Id, Timestamp};
 
 /// A subscription, as stored in `subscriptions` (unique per `tenantId`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Subscription {
     #[serde(rename = "_id")]
     pub id: Id,
     pub tenant_id: Id,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::Plan))]
     pub plan: String,
     pub status: SubscriptionStatus,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(example = "cus_Q1w2e3r4t5y6"))]
     pub stripe_customer_id: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(example = "sub_1P2q3R4s5T6u"))]
     pub stripe_subscription_id: Option<String>,
     #[serde(default)]
     pub current_period_end: Option<Timestamp>,
@@ -24,6 +28,7 @@ pub struct Subscription {
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SubscriptionStatus {
     #[default]

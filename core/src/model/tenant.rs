@@ -10,16 +10,21 @@ use crate::{Id, Timestamp};
 
 /// One workspace of the dezky platform, as stored in `tenants`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Tenant {
     #[serde(rename = "_id")]
     pub id: Id,
     /// Immutable, unique key used in URLs and upstream object names.
+    #[cfg_attr(feature = "openapi", schema(example = "acme"))]
     pub slug: String,
+    #[cfg_attr(feature = "openapi", schema(example = "Acme Inc"))]
     pub name: String,
     /// One of the configured plan names (`PLAN_QUOTAS` keys).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::Plan))]
     pub plan: String,
     /// Mail domains, normalised (lowercase ASCII / punycode), unique across tenants.
+    #[cfg_attr(feature = "openapi", schema(example = json!(["acme.example.com"])))]
     #[serde(default)]
     pub domains: Vec<String>,
     #[serde(default)]
@@ -30,6 +35,7 @@ pub struct Tenant {
     #[serde(default)]
     pub paused: bool,
     /// Bumped on every change of a desired field and on a deletion request.
+    #[cfg_attr(feature = "openapi", schema(example = 3))]
     pub generation: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -90,14 +96,17 @@ impl Tenant {
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BillingInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(example = "billing@acme.example.com"))]
     pub email: Option<String>,
 }
 
 /// What happens upstream when a tenant is deleted.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DeletionPolicy {
     /// Remove the tenant's upstream objects.
@@ -108,14 +117,20 @@ pub enum DeletionPolicy {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ReconcileRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "4b0e7a52-2f7c-4d2b-9a59-3c1f0f6f3e1a")
+    )]
     pub token: String,
     pub requested_at: Timestamp,
 }
 
 /// The upstream systems a tenant is provisioned in.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum System {
     Authentik,
@@ -145,6 +160,7 @@ impl fmt::Display for System {
 
 /// Tenant lifecycle phase, derived from the systems' states.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     #[default]
@@ -156,6 +172,7 @@ pub enum Phase {
 
 /// Observed state of a tenant, written by the controller only.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TenantStatus {
     #[serde(default)]
@@ -175,6 +192,7 @@ pub struct TenantStatus {
 
 /// What the controller would change, per system, as observed by a dry run.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TenantPlan {
     /// The `planRequest` token this plan answers.
@@ -187,6 +205,7 @@ pub struct TenantPlan {
 
 /// One system's part of a plan.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SystemPlan {
     /// `{"action": "create|update|delete|adopt|restore|none", "object", "fields"}`.
@@ -200,9 +219,12 @@ pub struct SystemPlan {
 
 /// One change a plan foresees.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PlannedAction {
+    #[cfg_attr(feature = "openapi", schema(example = "update"))]
     pub action: String,
+    #[cfg_attr(feature = "openapi", schema(example = "group tenant-acme"))]
     pub object: String,
     /// `{"field": {"from": ..., "to": ...}}`.
     #[serde(default)]
@@ -211,6 +233,7 @@ pub struct PlannedAction {
 
 /// Coarse state of one system for one tenant.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SystemState {
     Ok,
@@ -239,16 +262,22 @@ impl SystemState {
 
 /// Status of one system (`status.systems.<name>`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SystemStatus {
     pub state: SystemState,
     /// CamelCase machine reason: `Created`, `InSync`, `DriftCorrected`, ...
+    #[cfg_attr(feature = "openapi", schema(example = "InSync"))]
     pub reason: String,
     /// Human-readable detail.
     #[serde(default)]
     pub message: String,
     /// Upstream id(s) of the objects this system manages for the tenant.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "0c9a7c3e-5b1d-4c52-8d8e-1f2a3b4c5d6e")
+    )]
     pub external_id: Option<String>,
     #[serde(default)]
     pub observed_generation: i64,

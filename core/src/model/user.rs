@@ -6,15 +6,22 @@ use crate::{Id, Timestamp};
 
 /// A user, as stored in `users`. Authorization is decided from this record only.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     #[serde(rename = "_id")]
     pub id: Id,
     /// The token's `sub`; unique.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "8f14e45fceea167a5a36dedd4bea2543")
+    )]
     pub authentik_subject_id: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(example = "ada@acme.example.com"))]
     pub email: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(example = "Ada Lovelace"))]
     pub name: String,
     /// Role inside the user's tenants: admins may change and delete them.
     #[serde(default)]
@@ -41,6 +48,7 @@ impl User {
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     #[default]

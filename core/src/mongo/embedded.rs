@@ -1,5 +1,11 @@
 //! A local single-node replica-set `mongod`, started and stopped by this
 //! process (change streams need a replica set, even with one node).
+//!
+//! The `mongod` runs in a process group of its own: a signal sent to the
+//! provisioner's group (Ctrl-C in a terminal, `timeout`, a container
+//! runtime) reaches the provisioner only, which stops its work first (the
+//! controller releases its lease and saves its resume token) and then stops
+//! the `mongod` with [`EmbeddedMongo::shutdown`].
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -31,12 +37,12 @@ pub enum EmbeddedMongoError {
     Exited { status: String, log: String },
     #[error("mongod did not become a writable primary within {0:?}; see {1}")]
     NotPrimary(Duration, String),
-    #[error("cannot talk to the embedded mongod: {0}")]
+    #[error("cannot talk to the embedded mongod: {}", .0.kind)]
     Driver(#[from] mongodb::error::Error),
 }
 
 /// A running embedded `mongod`. Killed when dropped; [`EmbeddedMongo::shutdown`]
-/// stops it cleanly.
+/// stops it cleanly, [`EmbeddedMongo::kill`] as a crash would.
 pub struct EmbeddedMongo {
     child: Child,
     uri: String,
@@ -52,7 +58,11 @@ impl EmbeddedMongo {
             source,
         })?;
         let log = data_dir.join("mongod.log");
-        let child = Command::new(bin)
+        let mut command = Command::new(bin);
+        // Its own process group, so that only this process decides when it stops.
+        #[cfg(unix)]
+        command.process_group(0);
+        let child = command
             .arg("--replSet")
             .arg(REPLICA_SET)
             .arg("--bind_ip")
@@ -142,6 +152,11 @@ impl EmbeddedMongo {
         {
             let _ = self.child.kill().await;
         }
+    }
+
+    /// Kills `mongod` (SIGKILL, no clean shutdown) and waits until it is gone.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
     }
 }
 

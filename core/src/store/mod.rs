@@ -20,9 +20,13 @@ pub mod names {
 }
 
 /// Errors of store operations.
+///
+/// A driver error is shown by its kind only: the driver's own `Display`
+/// appends the raw server reply as a hex dump, which has no place in a log
+/// line. Log a bare `mongodb::error::Error` the same way (`%e.kind`).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database error: {0}")]
+    #[error("database error: {}", .0.kind)]
     Mongo(#[from] mongodb::error::Error),
     #[error("cannot encode document: {0}")]
     Encode(#[from] mongodb::bson::ser::Error),

@@ -1,9 +1,13 @@
 //! Tests of the HTTP API against a real mongod, one file per concern.
 
 mod access;
+mod actors;
 mod auth;
+mod connections;
 mod events;
+mod openapi;
 mod ops;
+mod outage;
 mod seed;
 mod subscriptions;
 mod tenants;

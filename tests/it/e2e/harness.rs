@@ -65,14 +65,45 @@ impl Stack {
     /// default tenant, a 2 s lease, no periodic resync within a test, fast
     /// backoff. Returns once `/readyz` answers 200.
     pub async fn spawn_with(&self, command: &str, extra: &[(&str, &str)]) -> Provisioner {
+        self.spawn_on(command, extra, Some(mongo::uri())).await
+    }
+
+    /// `provisioner <command>` with the embedded MongoDB (no `MONGODB_URI`):
+    /// it starts its own `mongod` with data in `data_dir` on `mongod_port`.
+    pub async fn spawn_embedded(
+        &self,
+        command: &str,
+        data_dir: &std::path::Path,
+        mongod_port: u16,
+    ) -> Provisioner {
+        let bin = dezky_core::mongo::find_mongod().expect("a mongod binary");
+        let extra = [
+            ("MONGOD_BIN", bin.to_str().expect("a UTF-8 path")),
+            ("MONGOD_DATA_DIR", data_dir.to_str().expect("a UTF-8 path")),
+            ("MONGOD_PORT", &mongod_port.to_string()),
+        ];
+        self.spawn_on(command, &extra, None).await
+    }
+
+    async fn spawn_on(
+        &self,
+        command: &str,
+        extra: &[(&str, &str)],
+        mongodb_uri: Option<&str>,
+    ) -> Provisioner {
         let port = free_port();
         let log = log_path(&self.db, command, port);
         let out = File::create(&log).expect("create the log file");
         let err = out.try_clone().expect("clone the log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_provisioner"));
+        match mongodb_uri {
+            Some(uri) => cmd.env("MONGODB_URI", uri),
+            None => cmd.env_remove("MONGODB_URI"),
+        };
+        // A process group of its own, like a service under a supervisor.
+        cmd.process_group(0);
         cmd.arg(command)
             .envs(self.sims.env())
-            .env("MONGODB_URI", mongo::uri())
             .env("MONGODB_DB", &self.db)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("DEFAULT_TENANT_SLUG", "")
@@ -163,11 +194,22 @@ impl Provisioner {
 
     /// SIGTERM (graceful shutdown); returns the exit status.
     pub async fn terminate(&mut self) -> ExitStatus {
+        self.signal_and_wait(&self.pid.to_string()).await
+    }
+
+    /// SIGTERM to its whole process group, as `timeout`, a terminal's
+    /// Ctrl-C or a container runtime send it; returns the exit status.
+    pub async fn terminate_group(&mut self) -> ExitStatus {
+        self.signal_and_wait(&format!("-{}", self.pid)).await
+    }
+
+    /// `kill -TERM -- <target>`, then waits for the exit.
+    async fn signal_and_wait(&mut self, target: &str) -> ExitStatus {
         let sent = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
+            .args(["-TERM", "--", target])
             .status()
             .expect("run kill");
-        assert!(sent.success(), "SIGTERM delivered to {}", self.pid);
+        assert!(sent.success(), "SIGTERM delivered to {target}");
         tokio::time::timeout(EXIT_LIMIT, self.child.wait())
             .await
             .unwrap_or_else(|_| panic!("{} did not exit {EXIT_LIMIT:?} after SIGTERM", self.name))

@@ -8,3 +8,4 @@ mod harness;
 mod healing;
 mod lifecycle;
 mod processes;
+mod shutdown;

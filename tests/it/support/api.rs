@@ -24,6 +24,8 @@ pub struct TestApi {
     pub oidc: OidcSim,
     pub http: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
+    /// Stops the API's background work (its `users` change stream) on drop.
+    _background: tokio_util::sync::DropGuard,
 }
 
 impl Drop for TestApi {
@@ -40,11 +42,16 @@ impl TestApi {
 
     /// The API with `configure` applied to the default configuration.
     pub async fn start_with(configure: impl FnOnce(&mut ApiConfig)) -> Self {
+        Self::start_on(fresh_store().await, configure).await
+    }
+
+    /// The API on `store`, with `configure` applied to the default configuration.
+    pub async fn start_on(store: Store, configure: impl FnOnce(&mut ApiConfig)) -> Self {
         let oidc = OidcSim::start().await.expect("start the OIDC simulator");
-        let store = fresh_store().await;
         let http = reqwest::Client::new();
         let mut config = ApiConfig::new(&oidc.issuer(), oidc.client_id(), http.clone());
         configure(&mut config);
+        let background = config.shutdown.clone().drop_guard();
         let prometheus = PrometheusBuilder::new().build_recorder().handle();
         let router = dezky_api::build(store.clone(), config, prometheus)
             .await
@@ -62,6 +69,7 @@ impl TestApi {
             oidc,
             http,
             server,
+            _background: background,
         }
     }
 

@@ -4,5 +4,6 @@
 pub mod api;
 pub mod fake;
 pub mod mongo;
+pub mod openapi;
 pub mod tenants;
 pub mod wait;

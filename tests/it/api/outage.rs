@@ -1,0 +1,67 @@
+//! MongoDB going away: while it is unreachable, requests that need it are
+//! answered 503 `database_unavailable` within about 2 s (not after the
+//! driver's default 30 s or the controller's 10 s), the process keeps
+//! running, and it answers again by itself once MongoDB is back. A real
+//! `mongod` of this test's own is killed and restarted on the same port.
+
+use std::time::{Duration, Instant};
+
+use dezky_core::mongo::{connect_within, find_mongod, EmbeddedMongo, API_SERVER_SELECTION_TIMEOUT};
+use dezky_core::store::Store;
+
+use crate::support::api::TestApi;
+use crate::support::wait::until;
+
+/// Upper bound checked for a 503: the API's 1.5 s server selection plus
+/// room for a loaded test machine, and far below the 10 s it took before.
+const ANSWER_LIMIT: Duration = Duration::from_secs(4);
+
+#[tokio::test]
+async fn requests_fail_fast_with_503_while_mongodb_is_down_and_recover_when_it_is_back() {
+    let bin = find_mongod().expect("a mongod (scripts/install-mongod.sh)");
+    let data = tempfile::tempdir().expect("a data directory");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mongo = EmbeddedMongo::start(&bin, data.path(), port)
+        .await
+        .expect("start mongod");
+    let client = connect_within(mongo.uri(), API_SERVER_SELECTION_TIMEOUT)
+        .await
+        .expect("a client");
+    let store = Store::new(client.database("outage"));
+    store.ensure_indexes().await.expect("indexes");
+    let api = TestApi::start_on(store, |_| {}).await;
+    let admin = api.admin().await;
+    api.create_tenant(&admin, "acme").await;
+    admin.get("/tenants/acme").await.expect_status(200);
+
+    mongo.kill().await;
+    for (who, path) in [
+        ("a cached caller", "/tenants/acme"),
+        ("a new caller", "/users/me"),
+    ] {
+        let caller = match who {
+            "a new caller" => api.with_token(&api.token("newcomer", &[])),
+            _ => api.with_token(&api.token("root", &[crate::support::api::ADMIN_GROUP])),
+        };
+        let started = Instant::now();
+        let reply = caller.get(path).await;
+        let took = started.elapsed();
+        reply.expect_error(503, "database_unavailable");
+        assert!(took < ANSWER_LIMIT, "{who}: 503 after {took:?}");
+    }
+    api.anonymous().get("/healthz").await.expect_status(200);
+
+    let mongo = EmbeddedMongo::start(&bin, data.path(), port)
+        .await
+        .expect("restart mongod");
+    let tenant = until("the API answers again", Duration::from_secs(30), || async {
+        let reply = admin.get("/tenants/acme").await;
+        (reply.status == 200).then_some(reply.body)
+    })
+    .await;
+    assert_eq!(tenant["slug"], "acme");
+    mongo.shutdown().await;
+}
