@@ -67,6 +67,8 @@ pub struct OcisReconciler {
     settings: OcisSettings,
     /// Every project space with its grants, for resyncs (see [`resync`]).
     snapshot: Arc<Snapshot<Drive>>,
+    /// Lists confirming a space is missing, shared by concurrent passes.
+    drive_lists: DriveLists,
 }
 
 impl OcisReconciler {
@@ -77,6 +79,7 @@ impl OcisReconciler {
             client,
             settings,
             snapshot: Arc::new(Snapshot::new("ocis", snapshot_age)),
+            drive_lists: DriveLists::default(),
         }
     }
 
@@ -88,6 +91,7 @@ impl OcisReconciler {
             mode,
             actions: Vec::new(),
             converged: None,
+            drive_lists: &self.drive_lists,
         }
     }
 }
@@ -214,6 +218,8 @@ struct Pass<'a> {
     actions: Vec<Action>,
     /// The space as an applied pass left it (for the snapshot).
     converged: Option<Drive>,
+    /// Project-drive lists shared with concurrent passes.
+    drive_lists: &'a DriveLists,
 }
 
 impl Pass<'_> {
@@ -231,11 +237,12 @@ impl Pass<'_> {
         let alias = space_alias(&self.tenant.slug);
         let ours = marker(&self.tenant.slug);
         let mut matches: Vec<Drive> = self
-            .client
-            .list_project_drives()
+            .drive_lists
+            .after(self.client, tokio::time::Instant::now())
             .await?
-            .into_iter()
+            .iter()
             .filter(|d| d.drive_alias.as_deref() == Some(alias.as_str()))
+            .cloned()
             .collect();
         // Prefer the one carrying our marker if an operator made a twin.
         matches.sort_by_key(|d| d.description.as_deref() != Some(ours.as_str()));
@@ -578,7 +585,10 @@ impl Reconciler for OcisReconciler {
     }
 }
 
+mod drive_list;
 mod resync;
+
+use drive_list::DriveLists;
 
 #[cfg(test)]
 mod contract;

@@ -543,3 +543,27 @@ async fn a_second_invite_of_a_group_is_reported_as_already_member() {
         .expect("a re-invite is not an error");
     assert_eq!(second, Invite::AlreadyMember);
 }
+
+#[tokio::test]
+async fn concurrent_creates_share_the_list_that_confirms_their_spaces_are_missing() {
+    let env = env_with(OcisSettings {
+        create_groups: true,
+        ..OcisSettings::default()
+    })
+    .await;
+    let tenants: Vec<Tenant> = (0..16)
+        .map(|i| tenant(&format!("c{i}"), &format!("C{i}"), "team"))
+        .collect();
+    let passes = tenants
+        .iter()
+        .map(|t| env.reconciler.reconcile(t, Mode::Apply));
+    for outcome in futures::future::join_all(passes).await {
+        assert_eq!(outcome.expect("created").reason, "Created");
+    }
+    let lists = env.ocis.recorder().count("GET", "/graph/v1.0/drives");
+    assert!(
+        (1..16).contains(&lists),
+        "16 concurrent creates sent {lists} drive lists"
+    );
+    assert_eq!(env.ocis.drives().len(), 16, "one space each, no twin");
+}
