@@ -60,22 +60,8 @@ struct Process {
 
 impl Process {
     async fn spawn(db: &str, lease: Duration) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_provisioner"))
-            .arg("controller")
-            .env("MONGODB_URI", mongo::uri())
-            .env("MONGODB_DB", db)
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("LEASE_DURATION", format!("{}ms", lease.as_millis()))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start `provisioner controller`");
+        let lease = format!("{}ms", lease.as_millis());
+        let (child, port) = spawn_controller(db, [("LEASE_DURATION", lease)]);
         Process {
             child,
             metrics: format!("http://127.0.0.1:{port}/metrics"),
@@ -110,6 +96,31 @@ impl Process {
         }
         None
     }
+}
+
+/// A `provisioner controller` process (the real binary) on database `db`
+/// with `env` on top, on a free port; killed when dropped. Returns it and its port.
+pub fn spawn_controller(
+    db: &str,
+    env: impl IntoIterator<Item = (&'static str, String)>,
+) -> (Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_provisioner"))
+        .arg("controller")
+        .env("MONGODB_URI", mongo::uri())
+        .env("MONGODB_DB", db)
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .envs(env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start `provisioner controller`");
+    (child, port)
 }
 
 async fn process_crashes(rounds: usize, lease: Duration) -> Vec<Duration> {

@@ -4,12 +4,11 @@
 //! tenants and resyncs them all once from its snapshots; its `VmRSS` is read
 //! from `/proc/<pid>/status` before and after.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use dezky_simulators::suite::{Ports, Simulators};
-use tokio::process::Command;
 
+use crate::failover::spawn_controller;
 use crate::report::{heading, Summary};
 use crate::scale::insert_and_converge;
 use crate::support::mongo;
@@ -29,24 +28,10 @@ pub async fn per_tenant(count: usize, summary: &mut Summary) {
         .await
         .expect("start the simulators");
     let store = mongo::fresh_store().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_provisioner"))
-        .arg("controller")
-        .envs(sims.env())
-        .env("MONGODB_URI", mongo::uri())
-        .env("MONGODB_DB", store.db.name())
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("DEFAULT_TENANT_SLUG", "")
-        .env("RESYNC_INTERVAL", format!("{}s", RESYNC.as_secs()))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start `provisioner controller`");
+    let mut env: Vec<(&'static str, String)> = sims.env();
+    env.push(("DEFAULT_TENANT_SLUG", String::new()));
+    env.push(("RESYNC_INTERVAL", format!("{}s", RESYNC.as_secs())));
+    let (mut child, port) = spawn_controller(store.db.name(), env);
     let pid = child.id().unwrap_or(0).to_string();
     let metrics = format!("http://127.0.0.1:{port}/metrics");
     let http = reqwest::Client::new();
