@@ -2,6 +2,8 @@
 //! `ETag`. A `GET` answers with a reference-counted copy of the bytes; a page
 //! is the entries' bytes joined into the list shape.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,8 +17,8 @@ use crate::tenants::etag;
 #[derive(Debug)]
 pub struct CachedTenant {
     id: Id,
-    /// The lookup key of `GET /tenants/{slug}`.
-    slug: String,
+    /// The lookup key of `GET /tenants/{slug}`, shared with the slug index.
+    slug: Arc<str>,
     /// Orders versions of the same tenant: a cached entry never goes back.
     generation: i64,
     /// Exactly what `ApiJson(&tenant)` writes.
@@ -49,8 +51,9 @@ impl CachedTenant {
             id: tenant.id,
             etag: etag(tenant.generation),
             generation: tenant.generation,
-            slug: tenant.slug,
-            json: Bytes::from(json),
+            slug: Arc::from(tenant.slug),
+            // An exact copy: the serializer's buffer starts at 1 KiB.
+            json: Bytes::copy_from_slice(&json),
         })
     }
 
@@ -58,7 +61,7 @@ impl CachedTenant {
         self.id
     }
 
-    pub fn slug(&self) -> &str {
+    pub fn slug(&self) -> &Arc<str> {
         &self.slug
     }
 
@@ -109,8 +112,6 @@ pub fn page_body(items: &[impl AsRef<CachedTenant>], next_cursor: Option<&str>) 
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::sync::Arc;
-
     use dezky_core::model::{ReconcileRequest, System, SystemState, SystemStatus, TenantPlan};
     use dezky_core::Timestamp;
 

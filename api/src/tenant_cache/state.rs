@@ -75,7 +75,7 @@ pub struct State {
 
 struct View {
     by_id: BTreeMap<Id, Arc<CachedTenant>>,
-    by_slug: HashMap<String, Id>,
+    by_slug: HashMap<Arc<str>, Id>,
     /// Cluster time of the list's snapshot.
     listed_at: Timestamp,
     /// Everything up to this cluster time is applied.
@@ -270,7 +270,7 @@ impl State {
 
 impl View {
     fn put(&mut self, tenant: Arc<CachedTenant>) {
-        let (id, slug) = (tenant.id(), tenant.slug().to_string());
+        let (id, slug) = (tenant.id(), tenant.slug().clone());
         if let Some(old) = self.by_id.insert(id, tenant) {
             self.unindex(&old);
         }
@@ -285,8 +285,8 @@ impl View {
 
     /// Forgets `old`'s slug unless another tenant holds it by now.
     fn unindex(&mut self, old: &CachedTenant) {
-        if self.by_slug.get(old.slug()) == Some(&old.id()) {
-            self.by_slug.remove(old.slug());
+        if self.by_slug.get(&**old.slug()) == Some(&old.id()) {
+            self.by_slug.remove(&**old.slug());
         }
     }
 }
