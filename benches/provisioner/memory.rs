@@ -31,6 +31,14 @@ pub async fn per_tenant(count: usize, summary: &mut Summary) {
     let mut env: Vec<(&'static str, String)> = sims.env();
     env.push(("DEFAULT_TENANT_SLUG", String::new()));
     env.push(("RESYNC_INTERVAL", format!("{}s", RESYNC.as_secs())));
+    // The default 20 requests/s per upstream would make this a test of the
+    // rate limiter (oCIS: 5 requests per new tenant, 4 tenants/s).
+    for limit in ["AUTHENTIK_QPS", "STALWART_QPS", "OCIS_QPS"] {
+        env.push((limit, "100000".into()));
+    }
+    for burst in ["AUTHENTIK_BURST", "STALWART_BURST", "OCIS_BURST"] {
+        env.push((burst, "100000".into()));
+    }
     let (mut child, port) = spawn_controller(store.db.name(), env);
     let pid = child.id().unwrap_or(0).to_string();
     let metrics = format!("http://127.0.0.1:{port}/metrics");
