@@ -5,8 +5,9 @@
 # (embedded mongod in a temporary directory, or MONGODB_URI), syncs the ready
 # platform-admin token, creates TENANTS tenants and waits until they are
 # active, then loads four routes with `wrk -t2 -c16` (installed with apt-get
-# if missing) and prints req/s, p50 and p99 per route and the ratio of
-# `GET /tenants/{slug}` to `/healthz` in the same run. Nothing is asserted.
+# if missing) and prints the answer sizes, req/s, p50 and p99 per route and
+# the ratio of `GET /tenants/{slug}` to `/healthz` in the same run. Nothing
+# is asserted.
 #
 # Settings (environment): DURATION (wrk -d, default 5s), TENANTS (default 60),
 # CONNECTIONS (default 16), THREADS (default 2), BASE_PORT (default 23000:
@@ -67,6 +68,9 @@ for _ in $(seq 600); do
     sleep 0.1
 done
 echo "$TENANTS tenants stored ($active active); wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $(nproc) cores"
+one=$(curl -sf -H "$AUTH" "$API/tenants/bench-7" | wc -c)
+page=$(curl -sf -H "$AUTH" "$API/tenants?limit=50" | wc -c)
+echo "answer sizes: one tenant $one B, a page of 50 $page B"
 
 # `wrk --latency` output → "req/s p50 p99" (latencies in ms).
 measure() {

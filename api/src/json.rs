@@ -114,16 +114,19 @@ pub struct ApiJson<T>(pub T);
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         match to_api_json(&self.0) {
-            Ok(bytes) => {
-                let content_type = HeaderValue::from_static("application/json");
-                ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
-            }
+            Ok(bytes) => json_response(bytes),
             Err(e) => {
                 tracing::error!(error = %e, "cannot serialize a response");
                 StatusCode::INTERNAL_SERVER_ERROR.into_response()
             }
         }
     }
+}
+
+/// A response with `body`, already serialized JSON, as [`ApiJson`] sends it.
+pub fn json_response(body: impl Into<Body>) -> Response {
+    let content_type = HeaderValue::from_static("application/json");
+    ([(header::CONTENT_TYPE, content_type)], body.into()).into_response()
 }
 
 /// `value` as the API writes it (see [`ApiJson`]).

@@ -4,7 +4,8 @@
 //!
 //! Layout: one module per resource ([`tenants`], [`events`], [`users`],
 //! [`subscriptions`]), each with a `router()`; [`auth`] turns a bearer token
-//! into an `Actor`; [`error::ApiError`] renders every failure; [`ops`] holds
+//! into an `Actor`; [`tenant_cache`] answers tenant reads from memory, fed by
+//! the `tenants` change stream; [`error::ApiError`] renders every failure; [`ops`] holds
 //! the token-free health, readiness and metrics routes; [`body`] keeps
 //! connections usable after refusals; [`openapi`] describes it all; [`seed`]
 //! creates the default tenant.
@@ -22,6 +23,7 @@ mod requests;
 pub mod seed;
 mod state;
 mod subscriptions;
+pub mod tenant_cache;
 mod tenants;
 mod users;
 
@@ -40,6 +42,7 @@ use crate::auth::actors::{self, ActorCache};
 use crate::auth::{DiscoveryError, Verifier};
 use crate::error::ApiError;
 use crate::state::ApiContext;
+use crate::tenant_cache::TenantCache;
 
 /// Why the API could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -53,15 +56,34 @@ pub enum ApiBuildError {
     },
 }
 
+/// The built API: its router and the tenant cache behind it (which tests
+/// and benchmarks observe).
+pub struct Api {
+    pub router: Router,
+    pub tenant_cache: Arc<TenantCache>,
+}
+
 /// The full API router (routes, auth, limits, metrics), ready to serve.
 /// Fetches the issuer's discovery document and JWKS first, so a wrong
 /// `OIDC_ISSUER` or an HS256-only provider fails here, at start. Starts the
-/// actor cache's change stream, which runs until `config.shutdown` fires.
+/// change streams of the actor cache and the tenant cache, which run until
+/// `config.shutdown` fires.
 pub async fn build(
     store: Store,
     config: ApiConfig,
     prometheus: PrometheusHandle,
 ) -> Result<Router, ApiBuildError> {
+    build_api(store, config, prometheus)
+        .await
+        .map(|api| api.router)
+}
+
+/// [`build`], also returning the tenant cache.
+pub async fn build_api(
+    store: Store,
+    config: ApiConfig,
+    prometheus: PrometheusHandle,
+) -> Result<Api, ApiBuildError> {
     let verifier = Verifier::discover(
         &config.oidc_issuer,
         &config.oidc_audience,
@@ -81,11 +103,18 @@ pub async fn build(
         store.users.clone(),
         config.shutdown.clone(),
     ));
+    let tenant_cache = Arc::new(TenantCache::default());
+    tokio::spawn(tenant_cache::follow(
+        tenant_cache.clone(),
+        store.tenants.clone(),
+        config.shutdown.clone(),
+    ));
     let ctx = ApiContext {
         store,
         config: Arc::new(config),
         verifier: Arc::new(verifier),
         actors,
+        tenant_cache: tenant_cache.clone(),
     };
     let resources = Router::new()
         .merge(tenants::router())
@@ -94,7 +123,7 @@ pub async fn build(
         .merge(users::router())
         .merge(subscriptions::router())
         .with_state(ctx);
-    Ok(Router::new()
+    let router = Router::new()
         .merge(resources)
         .merge(ops)
         .merge(openapi::router(document))
@@ -102,5 +131,9 @@ pub async fn build(
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(body::finish_unread_body))
-        .layer(axum::middleware::from_fn(ops::record_http)))
+        .layer(axum::middleware::from_fn(ops::record_http));
+    Ok(Api {
+        router,
+        tenant_cache,
+    })
 }

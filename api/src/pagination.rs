@@ -88,7 +88,20 @@ impl utoipa::IntoParams for PageRequest {
     }
 }
 
-fn encode_cursor(id: Id) -> String {
+impl PageRequest {
+    /// The page size, at most [`MAX_LIMIT`].
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// The id of the last item of the previous page.
+    pub fn after(&self) -> Option<Id> {
+        self.after
+    }
+}
+
+/// The `nextCursor` of a page whose last item is `id`.
+pub fn encode_cursor(id: Id) -> String {
     URL_SAFE_NO_PAD.encode(id.0.bytes())
 }
 

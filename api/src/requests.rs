@@ -20,7 +20,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use dezky_core::model::{ReconcileRequest, System, SystemPlan, Tenant};
 use dezky_core::store::encode::to_bson;
-use dezky_core::{Id, Timestamp};
+use dezky_core::Timestamp;
 use futures::StreamExt;
 use mongodb::bson::doc;
 use serde::Serialize;
@@ -106,8 +106,7 @@ pub(crate) async fn request_reconcile(
     let token = uuid::Uuid::new_v4().to_string();
     let handled =
         |t: &Tenant| t.status.last_handled_reconcile_token.as_deref() == Some(token.as_str());
-    let answer =
-        record_and_wait(&ctx, tenant.id, "reconcileRequest", &token, wait, handled).await?;
+    let answer = record_and_wait(&ctx, &tenant, "reconcileRequest", &token, wait, handled).await?;
     Ok(match answer {
         Some(tenant) => tenant_response(StatusCode::OK, &tenant),
         None => (StatusCode::ACCEPTED, ApiJson(RequestToken { token })).into_response(),
@@ -131,7 +130,7 @@ pub(crate) async fn request_plan(
     let token = uuid::Uuid::new_v4().to_string();
     let answered = |t: &Tenant| t.status.plan.as_ref().is_some_and(|p| p.token == token);
     let wait = Some(wait.unwrap_or(DEFAULT_PLAN_WAIT));
-    let answer = record_and_wait(&ctx, tenant.id, "planRequest", &token, wait, answered).await?;
+    let answer = record_and_wait(&ctx, &tenant, "planRequest", &token, wait, answered).await?;
     let Some(plan) = answer.and_then(|t| t.status.plan) else {
         return Ok((StatusCode::ACCEPTED, ApiJson(RequestToken { token })).into_response());
     };
@@ -144,17 +143,18 @@ pub(crate) async fn request_plan(
     Ok(ApiJson(body).into_response())
 }
 
-/// Records `{token, requestedAt}` under `field` of tenant `id`, then (with a
-/// wait) follows the tenant until `answered` holds. `Ok(None)`: not answered
-/// in time (or no wait asked).
+/// Records `{token, requestedAt}` under `field` of `tenant` (and pins it in
+/// the tenant cache), then (with a wait) follows the tenant until `answered`
+/// holds. `Ok(None)`: not answered in time (or no wait asked).
 async fn record_and_wait(
     ctx: &ApiContext,
-    id: Id,
+    tenant: &Tenant,
     field: &str,
     token: &str,
     wait: Option<Duration>,
     answered: impl Fn(&Tenant) -> bool,
 ) -> ApiResult<Option<Tenant>> {
+    let id = tenant.id;
     // Open the stream before writing, so the answer cannot slip past.
     let mut changes = match wait {
         Some(_) => Some(
@@ -171,6 +171,7 @@ async fn record_and_wait(
         token: token.to_string(),
         requested_at: Timestamp::now(),
     };
+    let mut session = ctx.store.db.client().start_session().await?;
     let written = ctx
         .store
         .tenants
@@ -178,9 +179,13 @@ async fn record_and_wait(
             doc! { "_id": id },
             doc! { "$set": { field: to_bson(&request)? } },
         )
+        .session(&mut session)
         .await?;
     if written.matched_count == 0 {
         return Err(ApiError::not_found("tenant"));
+    }
+    if written.modified_count > 0 {
+        ctx.tenant_cache.pin(id, &tenant.slug, &session);
     }
     let (Some(wait), Some(stream)) = (wait, changes.as_mut()) else {
         return Ok(None);

@@ -7,6 +7,7 @@ use dezky_core::store::Store;
 use crate::auth::actors::ActorCache;
 use crate::auth::Verifier;
 use crate::config::ApiConfig;
+use crate::tenant_cache::TenantCache;
 
 /// Shared, cheaply clonable handler state.
 #[derive(Clone)]
@@ -16,4 +17,6 @@ pub struct ApiContext {
     pub verifier: Arc<Verifier>,
     /// Callers' user records; every write of a user forgets it here.
     pub actors: Arc<ActorCache>,
+    /// Every tenant, for the read routes; every write of a tenant pins it here.
+    pub tenant_cache: Arc<TenantCache>,
 }

@@ -2,6 +2,12 @@
 //! MongoDB and answer from it; they never call an upstream system. Desired
 //! fields change only here, and every real change bumps `generation` (the
 //! `ETag`), which is what the controller reconciles to.
+//!
+//! Reads (`GET /tenants/{slug}`, `GET /tenants`) answer from the
+//! [`TenantCache`](crate::tenant_cache) when it can tell, else from MongoDB.
+//! Writes read the tenant from MongoDB (their `If-Match` and compare-and-set
+//! need the current generation), and pin what they wrote in the cache before
+//! answering, so the caller's next read shows it.
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -19,9 +25,10 @@ use utoipa::ToSchema;
 
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
-use crate::json::{present, ApiJson, JsonBody};
+use crate::json::{json_response, present, ApiJson, JsonBody};
 use crate::pagination::{self, Order, Page, PageRequest};
 use crate::state::ApiContext;
+use crate::tenant_cache::{Lookup, Scope};
 use dezky_core::store::encode::to_bson;
 
 /// Routes of this resource.
@@ -82,10 +89,15 @@ pub(crate) fn api_view() -> Document {
     doc! { "planRequest": 0, "status.plan": 0 }
 }
 
+/// The `ETag` of a tenant at `generation`: the generation, quoted.
+pub(crate) fn etag(generation: i64) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("\"{generation}\"")).ok()
+}
+
 /// A tenant with its `ETag` (the generation) and the given status code.
 pub(crate) fn tenant_response(status: StatusCode, tenant: &Tenant) -> Response {
     let mut response = (status, ApiJson(tenant)).into_response();
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", tenant.generation)) {
+    if let Some(etag) = etag(tenant.generation) {
         response.headers_mut().insert(header::ETAG, etag);
     }
     response
@@ -238,13 +250,21 @@ async fn create(
         created_by: Some(actor.0.id),
         ..Tenant::new(&body.slug, &body.name, &body.plan, now)
     };
-    if let Err(e) = ctx.store.tenants.insert_one(&tenant).await {
+    let mut session = ctx.store.db.client().start_session().await?;
+    let inserted = ctx
+        .store
+        .tenants
+        .insert_one(&tenant)
+        .session(&mut session)
+        .await;
+    if let Err(e) = inserted {
         return Err(match (is_duplicate_key(&e), e.to_string()) {
             (true, message) if message.contains("slug") => slug_taken(&tenant.slug),
             (true, _) => domain_taken(None, &tenant.domains.join(", ")),
             (false, _) => e.into(),
         });
     }
+    ctx.tenant_cache.pin(tenant.id, &tenant.slug, &session);
     ctx.store
         .users
         .update_one(
@@ -298,16 +318,23 @@ async fn list(
     State(ctx): State<ApiContext>,
     actor: Actor,
     page: PageRequest,
-) -> ApiResult<ApiJson<Page<Tenant>>> {
-    let filter = if actor.0.platform_admin {
-        Document::new()
+) -> ApiResult<Response> {
+    let scope = if actor.0.platform_admin {
+        Scope::All
     } else {
-        doc! { "_id": { "$in": &actor.0.tenant_ids } }
+        Scope::Members(&actor.0.tenant_ids)
+    };
+    if let Some(body) = ctx.tenant_cache.page(scope, page) {
+        return Ok(json_response(body));
+    }
+    let filter = match scope {
+        Scope::All => Document::new(),
+        Scope::Members(ids) => doc! { "_id": { "$in": ids } },
     };
     let view = Some(api_view());
     pagination::list(&ctx.store.tenants, filter, view, Order::OldestFirst, page)
         .await
-        .map(ApiJson)
+        .map(|page| ApiJson(page).into_response())
 }
 
 #[utoipa::path(get, path = "/tenants/{slug}", tag = "tenants",
@@ -321,8 +348,14 @@ async fn read(
     actor: Actor,
     Path(slug): Path<String>,
 ) -> ApiResult<Response> {
-    let tenant = load_visible(&ctx, &actor, &slug).await?;
-    Ok(tenant_response(StatusCode::OK, &tenant))
+    match ctx.tenant_cache.get(&slug) {
+        Lookup::Hit(tenant) if actor.0.can_see(tenant.id()) => Ok(tenant.response(StatusCode::OK)),
+        Lookup::Hit(_) | Lookup::Absent => Err(ApiError::not_found("tenant")),
+        Lookup::Unknown => {
+            let tenant = load_visible(&ctx, &actor, &slug).await?;
+            Ok(tenant_response(StatusCode::OK, &tenant))
+        }
+    }
 }
 
 /// The `$set` document of the fields `patch` really changes.
@@ -417,6 +450,7 @@ async fn update(
             ensure_domains_free(&ctx, domains, Some(tenant.id)).await?;
         }
         set.insert("updatedAt", Timestamp::now());
+        let mut session = ctx.store.db.client().start_session().await?;
         let updated = ctx
             .store
             .tenants
@@ -426,9 +460,13 @@ async fn update(
             )
             .return_document(ReturnDocument::After)
             .projection(api_view())
+            .session(&mut session)
             .await;
         match updated {
-            Ok(Some(tenant)) => return Ok(tenant_response(StatusCode::OK, &tenant)),
+            Ok(Some(tenant)) => {
+                ctx.tenant_cache.pin(tenant.id, &tenant.slug, &session);
+                return Ok(tenant_response(StatusCode::OK, &tenant));
+            }
             // Someone else changed the tenant in between: re-evaluate.
             Ok(None) => continue,
             Err(e) if is_duplicate_key(&e) => {
@@ -474,6 +512,7 @@ async fn request_deletion(
     if expected.is_some() {
         filter.insert("generation", tenant.generation);
     }
+    let mut session = ctx.store.db.client().start_session().await?;
     let updated = ctx
         .store
         .tenants
@@ -486,9 +525,13 @@ async fn request_deletion(
         )
         .return_document(ReturnDocument::After)
         .projection(api_view())
+        .session(&mut session)
         .await?;
     match updated {
-        Some(tenant) => Ok(tenant_response(StatusCode::ACCEPTED, &tenant)),
+        Some(tenant) => {
+            ctx.tenant_cache.pin(tenant.id, &tenant.slug, &session);
+            Ok(tenant_response(StatusCode::ACCEPTED, &tenant))
+        }
         None => {
             let current = load_visible(&ctx, &actor, &slug).await?;
             if current.is_deleting() {

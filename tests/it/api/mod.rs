@@ -10,6 +10,7 @@ mod ops;
 mod outage;
 mod seed;
 mod subscriptions;
+mod tenant_cache;
 mod tenants;
 mod users;
 mod validation;

@@ -3,7 +3,10 @@
 //! and friends hand out HTTP clients that act as a given user.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
+use dezky_api::tenant_cache::TenantCache;
 use dezky_api::ApiConfig;
 use dezky_core::store::Store;
 use dezky_simulators::oidc::OidcSim;
@@ -23,6 +26,8 @@ pub struct TestApi {
     pub store: Store,
     pub oidc: OidcSim,
     pub http: reqwest::Client,
+    /// The API's tenant cache, to tell when reads are answered from memory.
+    pub tenant_cache: Arc<TenantCache>,
     server: tokio::task::JoinHandle<()>,
     /// Stops the API's background work (its `users` change stream) on drop.
     _background: tokio_util::sync::DropGuard,
@@ -53,9 +58,10 @@ impl TestApi {
         configure(&mut config);
         let background = config.shutdown.clone().drop_guard();
         let prometheus = PrometheusBuilder::new().build_recorder().handle();
-        let router = dezky_api::build(store.clone(), config, prometheus)
+        let api = dezky_api::build_api(store.clone(), config, prometheus)
             .await
             .expect("build the API");
+        let (router, tenant_cache) = (api.router, api.tenant_cache);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the API");
@@ -63,11 +69,20 @@ impl TestApi {
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.expect("serve the API");
         });
+        // Tests start with the tenant cache answering, as a running API
+        // does; reads right after this API's writes still go to MongoDB.
+        super::wait::until(
+            "the tenant cache is synced",
+            Duration::from_secs(10),
+            || async { tenant_cache.is_fresh().then_some(()) },
+        )
+        .await;
         TestApi {
             url: format!("http://{addr}"),
             store,
             oidc,
             http,
+            tenant_cache,
             server,
             _background: background,
         }

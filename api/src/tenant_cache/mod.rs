@@ -1,0 +1,124 @@
+//! The tenant read cache: every tenant in its API shape, held in memory so
+//! `GET /tenants/{slug}` and `GET /tenants` answer without a MongoDB round
+//! trip, while MongoDB stays the only source of truth. It is an informer in
+//! the sense of client-go and the kube-apiserver watch cache: [`follow`]
+//! lists every tenant at one snapshot, then follows the `tenants` change
+//! stream from exactly that snapshot, so no change falls between the two.
+//!
+//! Each entry holds its JSON, serialized once per change (a `GET` copies
+//! it, a page concatenates entries), and its `ETag`. Promises:
+//!
+//! - **Fresh or silent.** The cache answers only while it is synced (listed,
+//!   stream open, no error since) and MongoDB answered the stream within
+//!   [`FRESH_FOR`]; otherwise every lookup is [`Lookup::Unknown`] and the
+//!   handler reads MongoDB, as it did before the cache existed. So when
+//!   MongoDB disappears, cached answers stop within about 1 s and requests
+//!   get the usual 503 `database_unavailable`.
+//! - **Reads your writes.** Every API write of a tenant [pins](TenantCache::pin)
+//!   it at the write's cluster time before answering; a pinned tenant (and
+//!   any page that could hold it) is read from MongoDB until the stream has
+//!   applied everything up to that time.
+//! - **Never backwards.** An entry never returns to an older generation
+//!   (see [`state`] for every ordering rule).
+//!
+//! Authorization is unchanged: the caller's user record still comes from the
+//! actor cache or MongoDB, and a cached tenant is shown only if that record
+//! lets the caller see it. Memory: one entry per tenant, its JSON (about
+//! 1.3 KiB for a converged tenant with three systems) plus about 150 bytes
+//! of index; there is no other bound than the number of tenants.
+
+mod entry;
+mod follow;
+mod state;
+
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use dezky_core::Id;
+use mongodb::ClientSession;
+
+pub use entry::{CachedTenant, EntryError};
+pub use follow::follow;
+pub use state::Lookup;
+
+use crate::pagination::{self, PageRequest};
+use state::State;
+
+/// Longest time since MongoDB last answered the change stream for which the
+/// cache still answers. The stream's idle polls come back every
+/// [`follow::MAX_AWAIT`], so a healthy stream stays well inside it.
+pub const FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// Whose tenants a page lists.
+#[derive(Clone, Copy, Debug)]
+pub enum Scope<'a> {
+    /// Every tenant (a platform admin).
+    All,
+    /// Only these (a member's `tenantIds`, in any order, duplicates allowed).
+    Members(&'a [Id]),
+}
+
+/// Every tenant in its API shape, kept current by [`follow`].
+#[derive(Default)]
+pub struct TenantCache {
+    state: RwLock<State>,
+}
+
+impl TenantCache {
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The tenant `slug`: cached, known absent, or ask MongoDB.
+    pub fn get(&self, slug: &str) -> Lookup<Arc<CachedTenant>> {
+        self.read().get(slug, Instant::now())
+    }
+
+    /// The JSON body of one page (`{"items": [...], "nextCursor": ...}`,
+    /// byte for byte what the MongoDB path writes), or `None`: ask MongoDB.
+    pub fn page(&self, scope: Scope<'_>, page: PageRequest) -> Option<Vec<u8>> {
+        let limit = page.limit() as usize;
+        let mut items = self
+            .read()
+            .page(scope, page.after(), limit + 1, Instant::now())?;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = more
+            .then(|| {
+                items
+                    .last()
+                    .map(|last| pagination::encode_cursor(last.id()))
+            })
+            .flatten();
+        Some(entry::page_body(&items, next.as_deref()))
+    }
+
+    /// Records that this process wrote tenant `id` (`slug`) in `session`,
+    /// so that reads of it go to MongoDB until the stream has caught up
+    /// with the write. Call after a write that changed the tenant, before
+    /// answering. The session's `operationTime` is the time of the write's
+    /// oplog entry, and so the cluster time of its change event.
+    pub fn pin(&self, id: Id, slug: &str, session: &ClientSession) {
+        let mut state = self.write();
+        match session.operation_time() {
+            Some(at) => state.pin(id, slug, at),
+            // Never seen on a replica set; without a time, only a relist
+            // that starts after the write is known to hold it.
+            None => state.invalidate(),
+        }
+    }
+
+    /// Whether lookups are answered from memory right now.
+    pub fn is_fresh(&self) -> bool {
+        self.read().is_fresh(Instant::now())
+    }
+
+    /// Tenants still pinned by this process's writes (for tests and metrics).
+    pub fn pinned(&self) -> usize {
+        self.read().pinned()
+    }
+}
