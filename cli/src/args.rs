@@ -94,7 +94,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Follow the tenants until they are active, at most this long.
-    #[arg(long, value_name = "DURATION", num_args = 0..=1, require_equals = true,
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, require_equals = true, conflicts_with = "dry_run",
         default_missing_value = DEFAULT_WAIT, value_parser = humantime::parse_duration)]
     pub wait: Option<Duration>,
 }

@@ -1,23 +1,16 @@
 //! The client's one error type and the exit codes scripts rely on: 0 ok,
-//! 1 failure (an API error, an unreachable server, a broken manifest, a
-//! tenant that did not converge), 2 usage (the command line itself is
-//! wrong; clap reports its own parse errors with 2 as well).
+//! 1 for every [`CliError`] (an API error, an unreachable server, a broken
+//! manifest, a tenant that failed or did not converge in time), 2 usage (a
+//! command line clap cannot parse; clap exits with it before any command
+//! runs).
 
 use std::process::ExitCode;
 
 use crate::manifest::ManifestError;
 
-/// Exit code of a failure.
-pub const FAILURE: u8 = 1;
-/// Exit code of a usage error.
-pub const USAGE: u8 = 2;
-
 /// Everything a client command can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// The command line is wrong (exit 2).
-    #[error("{0}")]
-    Usage(String),
     /// Manifests that do not parse or check; all of them.
     #[error("{} invalid manifest(s):\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Manifests(Vec<ManifestError>),
@@ -53,23 +46,13 @@ pub enum CliError {
     Failed(String),
 }
 
-impl CliError {
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CliError::Usage(_) => USAGE,
-            _ => FAILURE,
-        }
-    }
-}
-
 /// Prints `result`'s error (if any) to stderr and turns it into the exit code.
 pub fn exit(result: Result<(), CliError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
-            ExitCode::from(error.exit_code())
+            ExitCode::FAILURE
         }
     }
 }

@@ -30,7 +30,27 @@ pub mod tenants;
 pub mod view;
 pub mod wait;
 
+use std::process::ExitCode;
+
 pub use args::{LoginArgs, LogoutArgs, TenantsArgs};
-pub use error::{exit, CliError};
-pub use login::{login, logout};
-pub use tenants::run as tenants;
+pub use error::CliError;
+
+/// The client commands, as the binary mounts them.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Client: manage tenants declaratively (apply manifests) and look at them.
+    Tenants(TenantsArgs),
+    /// Client: sign in with the OAuth 2.0 device flow; stores the token.
+    Login(LoginArgs),
+    /// Client: forget the stored token.
+    Logout(LogoutArgs),
+}
+
+/// Runs `command`; errors go to stderr, the result becomes the exit code.
+pub async fn run(command: Command) -> ExitCode {
+    error::exit(match command {
+        Command::Tenants(args) => tenants::run(args).await,
+        Command::Login(args) => login::login(&args).await,
+        Command::Logout(args) => login::logout(&args),
+    })
+}
