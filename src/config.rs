@@ -24,7 +24,10 @@ pub struct Cli {
     pub log: LogArgs,
 }
 
+/// Parsed once per process, so the size difference of its variants is of
+/// no consequence.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     #[command(flatten)]
     Server(ServerCommand),

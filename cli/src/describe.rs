@@ -110,7 +110,7 @@ fn systems(tenant: &TenantView) -> String {
             ],
             None => {
                 let mut row = vec![system.to_string(), "-".into()];
-                row.extend(std::iter::repeat_n("-".to_string(), header.len() - 3));
+                row.extend(vec!["-".to_string(); header.len() - 3]);
                 row.push("not reconciled yet".into());
                 row
             }

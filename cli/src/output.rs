@@ -162,7 +162,7 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-01-01T00:10:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let wide = tenants_table(&[tenant.clone()], true, now);
+        let wide = tenants_table(std::slice::from_ref(&tenant), true, now);
         let row: Vec<&str> = wide
             .lines()
             .nth(1)
