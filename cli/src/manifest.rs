@@ -494,4 +494,15 @@ spec: {name: Globex, plan: business, deletionPolicy: orphan, paused: true}
         let missing = load(&[dir.path().join("nope.yaml")], false).unwrap_err();
         assert_eq!(missing[0].document, None);
     }
+
+    #[test]
+    fn the_example_manifests_parse() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tenants");
+        let slugs: Vec<String> = load(&[examples], false)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.slug)
+            .collect();
+        assert_eq!(slugs, ["stark", "hooli", "piedpiper", "umbrella"]);
+    }
 }
