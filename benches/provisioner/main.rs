@@ -4,7 +4,10 @@
 //! simulators in this process on loopback. It prints figures and ratios,
 //! never asserts on timings; `docs/benchmarks.md` explains each figure.
 //!
-//! `BENCH_QUICK=1` (or the argument `quick`) runs smaller numbers.
+//! `BENCH_QUICK=1` (or the argument `quick`) runs smaller numbers;
+//! `BENCH_ONLY=scale,ttfr` runs only the named scenarios (`latency`,
+//! `scale`, `latency20`, `api`, `ttfr`, `memory`, `outage`, `failover`;
+//! `api` and `ttfr` run on the tenants `scale` converged).
 //! Under `cargo test --all-targets` (no `--bench` argument) it does nothing.
 
 mod api_load;
@@ -99,33 +102,34 @@ async fn main() {
         }
     );
     let mut summary = Summary::default();
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let runs = |scenario: &str| only.is_empty() || only.split(',').any(|s| s.trim() == scenario);
 
-    latency::post_to_active(Backend::Instant, scale.latency_tenants, &mut summary).await;
-    latency::post_to_active(Backend::Simulated, scale.latency_tenants, &mut summary).await;
+    if runs("latency") {
+        latency::post_to_active(Backend::Instant, scale.latency_tenants, &mut summary).await;
+        latency::post_to_active(Backend::Simulated, scale.latency_tenants, &mut summary).await;
+    }
     let (tenants, concurrency) = (scale.scale_tenants, scale.concurrency);
-    let stack = scale::converge_and_resync(tenants, concurrency, &mut summary).await;
-    let latency = Duration::from_millis(20);
-    scale::converge_with_latency(
-        scale.latency_scale_tenants,
-        concurrency,
-        latency,
-        &mut summary,
-    )
-    .await;
-    let slugs: Vec<String> = (0..tenants).map(scale::slug).collect();
-    let (clients, duration) = (scale.api_clients, scale.api_duration);
-    api_load::reads(&stack, &slugs, clients, duration, &mut summary).await;
-    ttfr::during_full_resync(
-        &stack,
-        tenants,
-        concurrency,
-        scale.ttfr_tenants,
-        &mut summary,
-    )
-    .await;
-    drop(stack);
-    memory::per_tenant(tenants, &mut summary).await;
-    if let Ok(big) = std::env::var("BENCH_SCALE") {
+    if runs("scale") || runs("api") || runs("ttfr") {
+        let stack = scale::converge_and_resync(tenants, concurrency, &mut summary).await;
+        if runs("api") {
+            let slugs: Vec<String> = (0..tenants).map(scale::slug).collect();
+            let (clients, duration) = (scale.api_clients, scale.api_duration);
+            api_load::reads(&stack, &slugs, clients, duration, &mut summary).await;
+        }
+        if runs("ttfr") {
+            let new = scale.ttfr_tenants;
+            ttfr::during_full_resync(&stack, tenants, concurrency, new, &mut summary).await;
+        }
+    }
+    if runs("latency20") {
+        let (count, latency) = (scale.latency_scale_tenants, Duration::from_millis(20));
+        scale::converge_with_latency(count, concurrency, latency, &mut summary).await;
+    }
+    if runs("memory") {
+        memory::per_tenant(tenants, &mut summary).await;
+    }
+    if let (true, Ok(big)) = (runs("memory"), std::env::var("BENCH_SCALE")) {
         match big
             .to_ascii_lowercase()
             .trim_end_matches('k')
@@ -135,8 +139,12 @@ async fn main() {
             Err(_) => println!("BENCH_SCALE={big}: expected e.g. 100k"),
         }
     }
-    outage::during_outage(scale.outage_tenants, scale.outage, &mut summary).await;
-    failover::failover(scale.failover_rounds, &mut summary).await;
+    if runs("outage") {
+        outage::during_outage(scale.outage_tenants, scale.outage, &mut summary).await;
+    }
+    if runs("failover") {
+        failover::failover(scale.failover_rounds, &mut summary).await;
+    }
 
     summary.print();
     println!("\ntotal time {:.1} s", started.elapsed().as_secs_f64());

@@ -227,7 +227,8 @@ impl Pass<'_> {
         format!("space {}", space_alias(&self.tenant.slug))
     }
 
-    /// The tenant's space: by stored id, else by alias in the project list.
+    /// The tenant's space: by stored id, else by alias in the project list
+    /// (then read by id: the list keeps only ids, aliases and markers).
     async fn find(&self) -> Result<Found, Failure> {
         if let Some(id) = stored_drive_id(self.tenant) {
             if let Some(drive) = self.client.get_drive(id).await? {
@@ -236,19 +237,24 @@ impl Pass<'_> {
         }
         let alias = space_alias(&self.tenant.slug);
         let ours = marker(&self.tenant.slug);
-        let mut matches: Vec<Drive> = self
+        let listed = self
             .drive_lists
             .after(self.client, tokio::time::Instant::now())
-            .await?
+            .await?;
+        let mut matches: Vec<_> = listed
             .iter()
             .filter(|d| d.drive_alias.as_deref() == Some(alias.as_str()))
-            .cloned()
             .collect();
         // Prefer the one carrying our marker if an operator made a twin.
         matches.sort_by_key(|d| d.description.as_deref() != Some(ours.as_str()));
-        Ok(matches
-            .into_iter()
-            .next()
+        let Some(listed) = matches.first() else {
+            return Ok(Found::Missing);
+        };
+        // Purged since the list: it is missing now.
+        Ok(self
+            .client
+            .get_drive(&listed.id)
+            .await?
             .map_or(Found::Missing, Found::ByAlias))
     }
 

@@ -3,7 +3,9 @@
 //!
 //! [`State`] finds a space by id or by `driveAlias` and a group by id or by
 //! name without scanning: it keeps lookups next to the records. A space's
-//! id and alias are its keys, so they are private and never change.
+//! id and alias are its keys, so they are private and never change. Each
+//! space keeps its rendered JSON until it is next borrowed mutably, so a
+//! list of every space copies bytes instead of rendering each one again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -59,6 +61,8 @@ pub(crate) struct DriveRecord {
     /// Bumped on every change, for `root.eTag`.
     pub revision: u64,
     pub permissions: Vec<PermissionRecord>,
+    /// [`DriveRecord::to_json`] per [`Api`], dropped by [`State::drive_mut`].
+    rendered: [Option<Box<str>>; 2],
 }
 
 pub(crate) struct PermissionRecord {
@@ -130,8 +134,33 @@ impl State {
         self.drives.get(self.drive_numbers.get(id)?)
     }
 
+    /// A space to change: its rendered JSON is dropped.
     pub fn drive_mut(&mut self, id: &str) -> Option<&mut DriveRecord> {
-        self.drives.get_mut(self.drive_numbers.get(id)?)
+        let drive = self.drives.get_mut(self.drive_numbers.get(id)?)?;
+        drive.rendered = [None, None];
+        Some(drive)
+    }
+
+    /// Every space as `api` renders it, in creation order, comma-separated
+    /// (the inside of a JSON array); renders only spaces changed since.
+    pub fn rendered_drives(&mut self, base_url: &str, api: Api) -> Vec<u8> {
+        let slot = api as usize;
+        let mut out = Vec::new();
+        for (i, drive) in self.drives.values_mut().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            if drive.rendered[slot].is_none() {
+                drive.rendered[slot] = Some(drive.to_json(base_url, api).to_string().into());
+            }
+            out.extend_from_slice(
+                drive.rendered[slot]
+                    .as_deref()
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
+        }
+        out
     }
 
     /// The spaces with this `driveAlias`, in creation order.
@@ -221,6 +250,7 @@ impl DriveRecord {
             trashed: false,
             modified: now(),
             revision: 1,
+            rendered: [None, None],
             permissions: vec![PermissionRecord {
                 id: format!("u:{}", creator.id),
                 roles: vec![MANAGER.to_string()],

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Extension, Json, Router};
@@ -179,17 +179,24 @@ async fn list_drives_beta(
 /// project space; `id eq` is a lookup, not a scan).
 fn drive_list(shared: &Shared, query: &HashMap<String, String>, api: Api) -> Answer {
     let filter = query.get("$filter").map(|f| parse_filter(f)).transpose()?;
-    let state = shared.state();
-    let selected: Box<dyn Iterator<Item = &DriveRecord>> = match filter {
-        None | Some(("driveType", "project")) => Box::new(state.drives()),
-        Some(("id", id)) => Box::new(state.drive(id).into_iter()),
-        Some(_) => Box::new(std::iter::empty()),
+    let mut state = shared.state();
+    let drives = match filter {
+        None | Some(("driveType", "project")) => state.rendered_drives(&shared.base_url, api),
+        Some(("id", id)) => state
+            .drive(id)
+            .map(|d| d.to_json(&shared.base_url, api).to_string().into_bytes())
+            .unwrap_or_default(),
+        Some(_) => Vec::new(),
     };
-    let drives: Vec<Value> = selected.map(|d| d.to_json(&shared.base_url, api)).collect();
+    drop(state);
     if drives.is_empty() && shared.null_empty_list {
         return Ok(Json(Value::Null).into_response());
     }
-    Ok(Json(json!({ "value": drives })).into_response())
+    let mut body = Vec::with_capacity(drives.len() + 12);
+    body.extend_from_slice(b"{\"value\":[");
+    body.extend_from_slice(&drives);
+    body.extend_from_slice(b"]}");
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn create_drive(

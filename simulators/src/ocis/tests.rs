@@ -423,3 +423,38 @@ async fn drive_and_group_lookups_follow_creation_and_purge() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn a_list_after_a_change_shows_the_change_not_the_earlier_rendering() {
+    let env = env(false).await;
+    let drive = env.create("Before").await;
+    let id = drive["id"].as_str().unwrap_or_default().to_string();
+    let project = "driveType eq 'project'";
+    for version in ["v1.0", "v1beta1"] {
+        let (_, listed) = env
+            .call(Method::GET, &filtered(version, project), &[], None)
+            .await;
+        assert_eq!(listed["value"][0]["name"], json!("Before"), "{version}");
+    }
+    let (status, _) = env
+        .call(
+            Method::PATCH,
+            &drive_path(&id),
+            &[],
+            Some(json!({"name": "After"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(env.ocis.disable_drive(&id), "a change through the handle");
+    for version in ["v1.0", "v1beta1"] {
+        let (_, listed) = env
+            .call(Method::GET, &filtered(version, project), &[], None)
+            .await;
+        assert_eq!(listed["value"][0]["name"], json!("After"), "{version}");
+        assert_eq!(
+            listed["value"][0]["root"]["deleted"]["state"],
+            json!("trashed"),
+            "{version}"
+        );
+    }
+}

@@ -4,18 +4,19 @@
 //! it asked, which is still a direct observation (every write finished
 //! before the ask is in it), and concurrent passes share one such list
 //! instead of each sending its own: N creates cost N / concurrency lists,
-//! not N.
+//! not N. A list keeps only each space's id, alias and marker
+//! ([`DriveSummary`]); the one space a tenant finds in it is then read by id.
 
 use std::sync::Arc;
 
-use dezky_upstream::ocis::{Drive, OcisClient, OcisError};
+use dezky_upstream::ocis::{DriveSummary, OcisClient, OcisError};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 /// The last list and when it started; the lock makes lists one at a time.
 #[derive(Default)]
 pub struct DriveLists {
-    last: Mutex<Option<(Instant, Arc<Vec<Drive>>)>>,
+    last: Mutex<Option<(Instant, Arc<Vec<DriveSummary>>)>>,
 }
 
 impl DriveLists {
@@ -24,7 +25,7 @@ impl DriveLists {
         &self,
         client: &OcisClient,
         asked_at: Instant,
-    ) -> Result<Arc<Vec<Drive>>, OcisError> {
+    ) -> Result<Arc<Vec<DriveSummary>>, OcisError> {
         let mut last = self.last.lock().await;
         if let Some((started, drives)) = last.as_ref() {
             if *started >= asked_at {
@@ -32,7 +33,7 @@ impl DriveLists {
             }
         }
         let started = Instant::now();
-        let drives = Arc::new(client.list_project_drives().await?);
+        let drives = Arc::new(client.list_project_drive_summaries().await?);
         *last = Some((started, drives.clone()));
         Ok(drives)
     }
