@@ -169,8 +169,9 @@ pub async fn insert_and_converge(store: &Store, count: usize, prefix: &str) -> (
     while active.len() < count && started.elapsed() < LIMIT {
         match tokio::time::timeout(Duration::from_secs(5), activations.next()).await {
             Ok(Some(Ok(event))) => {
-                if let Some(key) = event.document_key {
-                    active.insert(key);
+                // bson documents are not `Hash`: count the ids.
+                if let Some(id) = event.document_key.and_then(|k| k.get_object_id("_id").ok()) {
+                    active.insert(id);
                 }
             }
             Ok(_) => break,
