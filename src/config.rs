@@ -1,6 +1,7 @@
 //! Command-line and environment configuration (DESIGN §2). Every option has
 //! a flag and an environment variable; flags win. Durations are humantime
-//! (`30s`, `5m`).
+//! (`30s`, `5m`). The client commands (`tenants`, `login`, `logout`) bring
+//! their own arguments from `dezky-cli`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,8 +24,20 @@ pub struct Cli {
     pub log: LogArgs,
 }
 
+/// Parsed once per process, so the size difference of its variants is of
+/// no consequence.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
+    #[command(flatten)]
+    Server(ServerCommand),
+    #[command(flatten)]
+    Client(dezky_cli::Command),
+}
+
+/// The commands that run (part of) the service.
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
     /// API and controller in one process (the default deployment).
     Serve(ServeArgs),
     /// Only the HTTP API (scale horizontally).

@@ -61,6 +61,7 @@ async fn with_database(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let sims = Simulators::start(Ports::default()).await?;
+    simulate::approve_logins(&sims);
     println!(
         "Simulators: Authentik {}, Stalwart {}, oCIS {}",
         sims.authentik.url(),
@@ -161,6 +162,7 @@ async fn tour_and_help(
         args.tenants.plan_quotas.default_plan()
     );
     println!("  curl -s -X DELETE {auth} {base}/tenants/initech");
+    print!("{}", simulate::client_help(sims, args.http.listen_addr));
     println!("Other routes: /users, /subscriptions (platform admin), /openapi.json, /healthz, /readyz, /metrics");
     println!(
         "To run `provisioner serve` against simulators of your own, see `provisioner simulate`."

@@ -46,6 +46,26 @@ pub fn upstream_args(sims: &Simulators) -> UpstreamArgs {
     }
 }
 
+/// The demo's platform admin as the simulated Authentik knows them.
+fn admin_claims() -> serde_json::Value {
+    json!({
+        "sub": ADMIN_SUBJECT,
+        "email": "admin@dezky.test",
+        "name": "Demo Admin",
+        "preferred_username": ADMIN_SUBJECT,
+        "groups": [DEFAULT_ADMIN_GROUP],
+    })
+}
+
+/// Nobody can sign in to a simulator in a browser, so `provisioner login`
+/// against it is confirmed automatically (on the first poll), as the
+/// platform admin of [`admin_token`].
+pub fn approve_logins(sims: &Simulators) {
+    sims.authentik
+        .oidc()
+        .auto_approve_devices(admin_claims(), 1);
+}
+
 /// A user token of a platform admin (group `dezky-admins`), valid for
 /// [`ADMIN_TOKEN_LIFETIME`] while `sims` (and their signing key) live.
 pub fn admin_token(sims: &Simulators) -> String {
@@ -53,14 +73,9 @@ pub fn admin_token(sims: &Simulators) -> String {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    sims.authentik.oidc().mint(json!({
-        "sub": ADMIN_SUBJECT,
-        "email": "admin@dezky.test",
-        "name": "Demo Admin",
-        "preferred_username": ADMIN_SUBJECT,
-        "groups": [DEFAULT_ADMIN_GROUP],
-        "exp": now + ADMIN_TOKEN_LIFETIME.as_secs(),
-    }))
+    let mut claims = admin_claims();
+    claims["exp"] = json!(now + ADMIN_TOKEN_LIFETIME.as_secs());
+    sims.authentik.oidc().mint(claims)
 }
 
 /// `provisioner simulate`: runs the simulators until SIGINT/SIGTERM.
@@ -71,6 +86,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         ocis: args.ocis_port,
     })
     .await?;
+    approve_logins(&sims);
     let stop = run::shutdown_signal();
     let mut text = format!(
         "Upstream simulators are running (Ctrl-C to stop):\n  \
@@ -85,6 +101,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     }
     text.push('\n');
     text.push_str(&token_help(&admin_token(&sims), args.listen_addr));
+    text.push_str(&client_help(&sims, args.listen_addr));
     // Whoever reads our output may stop reading; the simulators keep running.
     let mut stdout = std::io::stdout().lock();
     let _ = stdout
@@ -105,5 +122,24 @@ pub fn token_help(token: &str, api: SocketAddr) -> String {
          curl -s -H \"Authorization: Bearer $TOKEN\" http://{api}/users/me\n  \
          curl -s -H \"Authorization: Bearer $TOKEN\" http://{api}/tenants\n",
         ADMIN_TOKEN_LIFETIME.as_secs() / 86_400
+    )
+}
+
+/// The `provisioner tenants` commands to try against the API at `api`.
+pub fn client_help(sims: &Simulators, api: SocketAddr) -> String {
+    let oidc = sims.authentik.oidc();
+    format!(
+        "\nOr use the client (same binary); `provisioner login` is confirmed automatically here:\n  \
+         export DEZKY_SERVER=http://{api}\n  \
+         provisioner login --issuer {} --client-id {}   # or: export DEZKY_TOKEN=$TOKEN\n  \
+         provisioner tenants get -o wide\n  \
+         provisioner tenants describe acme\n  \
+         provisioner tenants apply -f examples/tenants/ --dry-run\n  \
+         provisioner tenants apply -f examples/tenants/ --wait\n  \
+         provisioner tenants plan acme\n  \
+         provisioner tenants events acme\n  \
+         provisioner tenants delete stark --wait\n",
+        oidc.issuer(),
+        oidc.client_id()
     )
 }

@@ -36,7 +36,7 @@ use crate::{events, ops, requests, subscriptions, tenants, users};
     info(title = "dezky provisioner API", description = "Desired state of dezky tenants, recorded in MongoDB and reconciled by the controller. Every error is an `ErrorBody`."),
     paths(
         ops::healthz, ops::readyz, ops::metrics, openapi_json,
-        tenants::create, tenants::list, tenants::read, tenants::update,
+        tenants::create, tenants::list, tenants::read, tenants::apply::apply, tenants::update,
         tenants::request_deletion, requests::request_reconcile, requests::request_plan, events::list,
         users::me, users::list, users::create, users::read, users::update, users::remove,
         subscriptions::list, subscriptions::create, subscriptions::read,

@@ -1,13 +1,16 @@
 //! `/tenants`: the desired state of every workspace. Handlers validate, write
 //! MongoDB and answer from it; they never call an upstream system. Desired
 //! fields change only here, and every real change bumps `generation` (the
-//! `ETag`), which is what the controller reconciles to.
+//! `ETag`), which is what the controller reconciles to. `PUT` (apply, the
+//! declarative form of create-or-replace) lives in [`apply`].
 //!
 //! Reads (`GET /tenants/{slug}`, `GET /tenants`) answer from the
 //! [`TenantCache`](crate::tenant_cache) when it can tell, else from MongoDB.
 //! Writes read the tenant from MongoDB (their `If-Match` and compare-and-set
 //! need the current generation), and pin what they wrote in the cache before
 //! answering, so the caller's next read shows it.
+
+pub(crate) mod apply;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -37,7 +40,10 @@ pub fn router() -> Router<ApiContext> {
         .route("/tenants", post(create).get(list))
         .route(
             "/tenants/{slug}",
-            get(read).patch(update).delete(request_deletion),
+            get(read)
+                .put(apply::apply)
+                .patch(update)
+                .delete(request_deletion),
         )
 }
 
@@ -183,10 +189,12 @@ async fn load_administered(ctx: &ApiContext, actor: &Actor, slug: &str) -> ApiRe
     if actor.can_administer(&tenant) {
         Ok(tenant)
     } else {
-        Err(ApiError::Forbidden(
-            "only a tenant admin or a platform admin may change this tenant".into(),
-        ))
+        Err(not_admin())
     }
+}
+
+fn not_admin() -> ApiError {
+    ApiError::Forbidden("only a tenant admin or a platform admin may change this tenant".into())
 }
 
 /// The generation named by `If-Match` (`"3"`, `W/"3"` or `3`); `Ok(None)`
@@ -242,13 +250,23 @@ async fn create(
     }
     ensure_domains_free(&ctx, &domains, None).await?;
 
-    let now = Timestamp::now();
     let tenant = Tenant {
         domains,
         billing_info: body.billing_info,
         deletion_policy: body.deletion_policy.unwrap_or_default(),
+        ..Tenant::new(&body.slug, &body.name, &body.plan, Timestamp::now())
+    };
+    let tenant = insert_new(&ctx, &actor, tenant).await?;
+    Ok(created_response(&tenant))
+}
+
+/// Inserts a validated new tenant created by `actor`, makes them a member and
+/// gives the tenant its subscription. 409 `slug_taken` / `domain_taken` when
+/// a concurrent writer won the unique index.
+async fn insert_new(ctx: &ApiContext, actor: &Actor, tenant: Tenant) -> ApiResult<Tenant> {
+    let tenant = Tenant {
         created_by: Some(actor.0.id),
-        ..Tenant::new(&body.slug, &body.name, &body.plan, now)
+        ..tenant
     };
     let mut session = ctx.store.db.client().start_session().await?;
     let inserted = ctx
@@ -269,16 +287,21 @@ async fn create(
         .users
         .update_one(
             doc! { "_id": actor.0.id },
-            doc! { "$addToSet": { "tenantIds": tenant.id }, "$set": { "updatedAt": now } },
+            doc! { "$addToSet": { "tenantIds": tenant.id }, "$set": { "updatedAt": tenant.created_at } },
         )
         .await?;
     ctx.actors.forget(actor.0.id);
-    insert_subscription(&ctx, &tenant).await?;
-    let mut response = tenant_response(StatusCode::CREATED, &tenant);
+    insert_subscription(ctx, &tenant).await?;
+    Ok(tenant)
+}
+
+/// 201 with the tenant, its `ETag` and its `Location`.
+fn created_response(tenant: &Tenant) -> Response {
+    let mut response = tenant_response(StatusCode::CREATED, tenant);
     if let Ok(location) = HeaderValue::from_str(&format!("/tenants/{}", tenant.slug)) {
         response.headers_mut().insert(header::LOCATION, location);
     }
-    Ok(response)
+    response
 }
 
 fn slug_taken(slug: &str) -> ApiError {
@@ -432,57 +455,75 @@ async fn update(
     let expected = if_match(&headers)?;
     for _ in 0..PATCH_ATTEMPTS {
         let tenant = load_administered(&ctx, &actor, &slug).await?;
-        if tenant.is_deleting() {
-            return Err(ApiError::Conflict {
-                code: ErrorCode::TenantDeleting,
-                field: None,
-                message: "the tenant is being deleted and can no longer change".into(),
-            });
-        }
-        if let Some(expected) = expected.filter(|g| *g != tenant.generation) {
-            return Err(stale(expected, tenant.generation));
-        }
-        let (mut set, new_domains) = changes(&ctx, &tenant, &patch)?;
-        if set.is_empty() {
+        if let Some(tenant) = patch_once(&ctx, tenant, expected, &patch).await? {
             return Ok(tenant_response(StatusCode::OK, &tenant));
         }
-        if let Some(domains) = &new_domains {
-            ensure_domains_free(&ctx, domains, Some(tenant.id)).await?;
-        }
-        set.insert("updatedAt", Timestamp::now());
-        let mut session = ctx.store.db.client().start_session().await?;
-        let updated = ctx
-            .store
-            .tenants
-            .find_one_and_update(
-                doc! { "_id": tenant.id, "generation": tenant.generation, "deletionRequestedAt": null },
-                doc! { "$set": set, "$inc": { "generation": 1 } },
-            )
-            .return_document(ReturnDocument::After)
-            .projection(api_view())
-            .session(&mut session)
-            .await;
-        match updated {
-            Ok(Some(tenant)) => {
-                ctx.tenant_cache.pin(tenant.id, &tenant.slug, &session);
-                return Ok(tenant_response(StatusCode::OK, &tenant));
-            }
-            // Someone else changed the tenant in between: re-evaluate.
-            Ok(None) => continue,
-            Err(e) if is_duplicate_key(&e) => {
-                return Err(domain_taken(
-                    None,
-                    &new_domains.unwrap_or_default().join(", "),
-                ))
-            }
-            Err(e) => return Err(e.into()),
-        }
     }
-    Err(ApiError::Conflict {
+    Err(concurrent_update())
+}
+
+/// One attempt to apply `patch` to `tenant` as read: 409 if it is being
+/// deleted, 412 if `expected` names another generation, then a write
+/// conditional on the generation read (bumping it) if a field really
+/// changes. `Ok(None)`: another writer changed the tenant in between; read
+/// it again and retry.
+async fn patch_once(
+    ctx: &ApiContext,
+    tenant: Tenant,
+    expected: Option<i64>,
+    patch: &PatchTenant,
+) -> ApiResult<Option<Tenant>> {
+    if tenant.is_deleting() {
+        return Err(ApiError::Conflict {
+            code: ErrorCode::TenantDeleting,
+            field: None,
+            message: "the tenant is being deleted and can no longer change".into(),
+        });
+    }
+    if let Some(expected) = expected.filter(|g| *g != tenant.generation) {
+        return Err(stale(expected, tenant.generation));
+    }
+    let (mut set, new_domains) = changes(ctx, &tenant, patch)?;
+    if set.is_empty() {
+        return Ok(Some(tenant));
+    }
+    if let Some(domains) = &new_domains {
+        ensure_domains_free(ctx, domains, Some(tenant.id)).await?;
+    }
+    set.insert("updatedAt", Timestamp::now());
+    let mut session = ctx.store.db.client().start_session().await?;
+    let updated = ctx
+        .store
+        .tenants
+        .find_one_and_update(
+            doc! { "_id": tenant.id, "generation": tenant.generation, "deletionRequestedAt": null },
+            doc! { "$set": set, "$inc": { "generation": 1 } },
+        )
+        .return_document(ReturnDocument::After)
+        .projection(api_view())
+        .session(&mut session)
+        .await;
+    match updated {
+        Ok(Some(updated)) => {
+            ctx.tenant_cache.pin(updated.id, &updated.slug, &session);
+            Ok(Some(updated))
+        }
+        // Someone else changed the tenant in between: re-evaluate.
+        Ok(None) => Ok(None),
+        Err(e) if is_duplicate_key(&e) => Err(domain_taken(
+            None,
+            &new_domains.unwrap_or_default().join(", "),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn concurrent_update() -> ApiError {
+    ApiError::Conflict {
         code: ErrorCode::ConcurrentUpdate,
         field: None,
         message: "the tenant kept changing while this update was applied; retry".into(),
-    })
+    }
 }
 
 #[utoipa::path(delete, path = "/tenants/{slug}", tag = "tenants",

@@ -1,8 +1,9 @@
 //! An OIDC provider shaped like Authentik's (see `shared/upstream/authentik.md`):
 //! per-application discovery and JWKS under `/application/o/<app-slug>/`, the
-//! shared token endpoint `/application/o/token/` (client_credentials only),
-//! RS256 or ES256 signing keys that can be rotated, and out-of-band minting of
-//! tokens for tests and the demo.
+//! shared token endpoint `/application/o/token/` (client_credentials, and
+//! the device authorization grant of [`device`]), RS256 or ES256 signing
+//! keys that can be rotated, and out-of-band minting of tokens for tests and
+//! the demo.
 //!
 //! [`OidcProvider`] is the composable part: its [`OidcProvider::router`] can be
 //! merged into another simulator's server (the Authentik simulator does).
@@ -28,6 +29,10 @@ use rand::RngCore;
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
 use serde_json::{json, Map, Value};
+
+mod device;
+
+pub use device::DEVICE_CODE_GRANT;
 
 use crate::endpoint::{self, Endpoint};
 use crate::faults::Faults;
@@ -148,6 +153,8 @@ struct ProviderState {
     /// client_id → registered client_credentials client.
     clients: HashMap<String, ServiceClient>,
     token_lifetime: Duration,
+    /// Device codes of the device authorization grant.
+    devices: device::DeviceGrants,
 }
 
 struct ServiceClient {
@@ -169,6 +176,7 @@ impl OidcProvider {
                 key: Arc::new(SigningKey::generate(SigningAlg::Rs256)),
                 clients: HashMap::new(),
                 token_lifetime: DEFAULT_TOKEN_LIFETIME,
+                devices: device::DeviceGrants::default(),
             }),
             token_requests: AtomicU64::new(0),
             jwks_requests: AtomicU64::new(0),
@@ -284,6 +292,8 @@ impl OidcProvider {
             )
             .route(&format!("{app}/jwks/"), get(jwks))
             .route("/application/o/token/", post(token))
+            .route("/application/o/device/", post(device::authorize))
+            .route("/device", get(device::verification_page))
             .with_state(self.clone())
     }
 
@@ -300,7 +310,7 @@ impl OidcProvider {
         if params.grant_type != "client_credentials" {
             return Err((
                 "unsupported_grant_type",
-                "only client_credentials is supported",
+                "only client_credentials and device_code are supported",
             ));
         }
         let (subject, lifetime) = {
@@ -359,6 +369,7 @@ async fn discovery(State(provider): State<OidcProvider>) -> Json<Value> {
         "end_session_endpoint": format!("{}end-session/", provider.issuer()),
         "introspection_endpoint": format!("{base}/application/o/introspect/"),
         "revocation_endpoint": format!("{base}/application/o/revoke/"),
+        "device_authorization_endpoint": provider.device_authorization_url(),
         "jwks_uri": provider.jwks_url(),
         "response_types_supported": ["code", "id_token", "id_token token", "code token", "code id_token", "code id_token token"],
         "grant_types_supported": ["authorization_code", "refresh_token", "implicit", "client_credentials", "password", "urn:ietf:params:oauth:grant-type:device_code"],
@@ -388,6 +399,8 @@ struct TokenParams {
     client_id: String,
     #[serde(default)]
     client_secret: String,
+    #[serde(default)]
+    device_code: String,
 }
 
 async fn token(
@@ -400,7 +413,11 @@ async fn token(
         params.client_id = id;
         params.client_secret = secret;
     }
-    match provider.issue_client_token(&params) {
+    let issued = match params.grant_type.as_str() {
+        DEVICE_CODE_GRANT => provider.poll_device(&params.device_code, &params.client_id),
+        _ => provider.issue_client_token(&params),
+    };
+    match issued {
         Ok(body) => Json(body).into_response(),
         Err(error) => oauth_error(error),
     }

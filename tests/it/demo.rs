@@ -72,6 +72,12 @@ async fn demo_once_converges_breaks_and_heals_every_sample_tenant() {
         stdout.contains("export TOKEN=ey"),
         "a ready token is printed"
     );
+    for command in [
+        "provisioner login --issuer ",
+        "provisioner tenants apply -f examples/tenants/",
+    ] {
+        assert!(stdout.contains(command), "the demo shows `{command}`");
+    }
 }
 
 /// Reads `simulate`'s stdout until every `export` line (and the token) is

@@ -2,6 +2,7 @@
 
 mod access;
 mod actors;
+mod apply;
 mod auth;
 mod connections;
 mod events;

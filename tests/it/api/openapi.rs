@@ -131,6 +131,60 @@ async fn every_route_answers_as_the_openapi_document_says() {
             .await
             .expect_status(403),
     );
+    let apply = json!({ "name": "Acme Corporation", "plan": "team", "domains": ["acme.test"],
+        "billingInfo": { "email": "billing@acme.test" } });
+    spec.check(
+        "put",
+        "/tenants/{slug}",
+        &admin
+            .put("/tenants/acme", apply.clone())
+            .await
+            .expect_status(200),
+    );
+    spec.check(
+        "put",
+        "/tenants/{slug}",
+        &member
+            .put("/tenants/acme", apply.clone())
+            .await
+            .expect_status(403),
+    );
+    let stale = admin
+        .request(Method::PUT, "/tenants/acme")
+        .header("If-Match", "\"99\"")
+        .json(&apply);
+    spec.check(
+        "put",
+        "/tenants/{slug}",
+        &admin.send(stale).await.expect_status(412),
+    );
+    spec.check(
+        "put",
+        "/tenants/{slug}",
+        &admin
+            .put("/tenants/applied", apply.clone())
+            .await
+            .expect_status(409),
+    );
+    spec.check(
+        "put",
+        "/tenants/{slug}",
+        &admin
+            .put(
+                "/tenants/applied",
+                json!({ "name": "Applied", "plan": "team" }),
+            )
+            .await
+            .expect_status(201),
+    );
+    spec.check(
+        "put",
+        "/tenants/{slug}",
+        &admin
+            .put("/tenants/applied", json!({ "name": "Applied" }))
+            .await
+            .expect_status(400),
+    );
     spec.check(
         "get",
         "/users",
@@ -297,6 +351,7 @@ async fn the_document_types_every_body_and_lists_the_configured_plans() {
         "Me",
         "CreateTenant",
         "PatchTenant",
+        "ApplyTenant",
     ] {
         assert!(schemas[name].is_object(), "schema {name} missing");
     }

@@ -242,6 +242,11 @@ pub struct Api {
 }
 
 impl Api {
+    /// The bearer token this client sends.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
         let mut request = self
             .http
