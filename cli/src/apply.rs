@@ -18,6 +18,7 @@ use crate::describe;
 use crate::diff::{diff, Change};
 use crate::error::CliError;
 use crate::manifest::{self, Manifest};
+use crate::output::duration;
 use crate::view::{parse, TenantView};
 use crate::wait::{self, Target};
 
@@ -162,9 +163,10 @@ async fn dry_run(client: &Client, manifests: &[Manifest]) -> Result<(), CliError
         }
         match client.plan(slug, PLAN_WAIT).await {
             Ok(Some(plan)) => print!("{}", describe::plan(&plan, "  ")),
-            Ok(None) => {
-                println!("  controller plan: no answer within 30s (is a controller running?)")
-            }
+            Ok(None) => println!(
+                "  controller plan: no answer within {} (is a controller running?)",
+                duration(PLAN_WAIT)
+            ),
             Err(error) => {
                 failed += 1;
                 eprintln!("tenant/{slug}: {error}");
