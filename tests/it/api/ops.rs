@@ -89,7 +89,7 @@ async fn unknown_routes_and_methods_use_the_error_body() {
     let reply = alice
         .send(
             alice
-                .request(reqwest::Method::PUT, "/tenants/acme")
+                .request(reqwest::Method::PUT, "/tenants")
                 .json(&json!({})),
         )
         .await;
