@@ -194,7 +194,13 @@ async fn record_and_wait(
         while let Some(event) = stream.next().await {
             let event = event?;
             match event.full_document {
-                Some(tenant) if answered(&tenant) => return Ok(Some(tenant)),
+                Some(tenant) if answered(&tenant) => {
+                    // The caller sees this state now; later reads must not
+                    // show an older one from a tenant cache still behind.
+                    ctx.tenant_cache
+                        .pin_answered(id, &tenant.slug, event.cluster_time);
+                    return Ok(Some(tenant));
+                }
                 // Deleted meanwhile: nothing more will come.
                 None if event.operation_type
                     == mongodb::change_stream::event::OperationType::Delete =>

@@ -17,7 +17,9 @@
 //! - **Reads your writes.** Every API write of a tenant [pins](TenantCache::pin)
 //!   it at the write's cluster time before answering; a pinned tenant (and
 //!   any page that could hold it) is read from MongoDB until the stream has
-//!   applied everything up to that time.
+//!   applied everything up to that time. Likewise a `?wait=` answer that
+//!   came from another change stream pins the tenant at that event's time,
+//!   so a read after it never shows an older state.
 //! - **Never backwards.** An entry never returns to an older generation
 //!   (see [`state`] for every ordering rule).
 //!
@@ -39,6 +41,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use dezky_core::Id;
+use mongodb::bson::Timestamp;
 use mongodb::ClientSession;
 
 pub use entry::{CachedTenant, EntryError};
@@ -107,11 +110,18 @@ impl TenantCache {
     /// answering. The session's `operationTime` is the time of the write's
     /// oplog entry, and so the cluster time of its change event.
     pub fn pin(&self, id: Id, slug: &str, session: &ClientSession) {
+        self.pin_answered(id, slug, session.operation_time());
+    }
+
+    /// Records that this process answered with tenant `id` (`slug`) as a
+    /// change event at cluster time `at` showed it (e.g. a `?wait=` that
+    /// followed its own stream), so that later reads show no older state.
+    pub fn pin_answered(&self, id: Id, slug: &str, at: Option<Timestamp>) {
         let mut state = self.write();
-        match session.operation_time() {
+        match at {
             Some(at) => state.pin(id, slug, at),
             // Never seen on a replica set; without a time, only a relist
-            // that starts after the write is known to hold it.
+            // that starts after it is known to hold the state.
             None => state.invalidate(),
         }
     }

@@ -1,7 +1,8 @@
 //! The tenant read cache against a real mongod: another client's writes show
 //! within a deadline (the change stream's lag), this API's own writes show
-//! at once, a dropped collection is listed again, and the cluster-time
-//! assumption that reads-your-writes rests on holds.
+//! at once, a read after a `?wait=` answer is never older than the answer,
+//! a dropped collection is listed again, and the cluster-time assumption
+//! that reads-your-writes rests on holds.
 
 use std::time::Duration;
 
@@ -9,7 +10,9 @@ use futures::StreamExt;
 use mongodb::bson::doc;
 use serde_json::{json, Value};
 
+use crate::controller::{config, Running};
 use crate::support::api::{Client, TestApi};
+use crate::support::fake::Fakes;
 use crate::support::mongo::{fresh_store, store_on};
 use crate::support::tenants;
 use crate::support::wait::until;
@@ -221,4 +224,28 @@ async fn a_writes_operation_time_is_its_change_events_cluster_time() {
     }
     assert!(inserted.is_some());
     assert_eq!(times, [inserted, updated, requested]);
+}
+
+#[tokio::test]
+async fn a_read_after_a_reconcile_wait_answer_shows_at_least_that_answer() {
+    let api = TestApi::start().await;
+    let fakes = Fakes::new();
+    let _controller = Running::start_synced(&api.store, fakes.reconcilers(), config()).await;
+    let admin = api.admin().await;
+    api.create_tenant(&admin, "acme").await;
+    fresh(&api).await;
+    for round in 0..5 {
+        let answer = admin
+            .post("/tenants/acme/reconcile?wait=20s", json!({}))
+            .await
+            .expect_status(200)
+            .body;
+        let token = &answer["status"]["lastHandledReconcileToken"];
+        assert!(token.is_string(), "round {round}: {answer}");
+        let read = admin.get("/tenants/acme").await.expect_status(200).body;
+        assert_eq!(
+            &read["status"]["lastHandledReconcileToken"], token,
+            "round {round}"
+        );
+    }
 }
