@@ -8,6 +8,7 @@ pub mod plan;
 pub mod queue;
 pub mod reconcile;
 pub mod runtime;
+pub mod slot;
 pub mod snapshot;
 pub mod status;
 pub mod watch;

@@ -19,6 +19,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::plan;
 use crate::queue::Trigger;
 use crate::reconcile::{Mode, Outcome, Reconciler, SystemError};
+use crate::slot;
 use crate::status::{self, PassReport, SystemResult};
 
 /// The configured reconcilers, by system; a missing system is `skipped`.
@@ -237,7 +238,10 @@ async fn run_systems(
                 let fut = call(reconciler.clone(), tenant.clone(), mode);
                 let span = tracing::Span::current();
                 let task = AbortOnDropHandle::new(tokio::spawn(
-                    async move { tokio::time::timeout(timeout, fut).await }.instrument(span),
+                    slot::scope(slot::current(), async move {
+                        tokio::time::timeout(timeout, fut).await
+                    })
+                    .instrument(span),
                 ));
                 tasks.push((system, task));
             }

@@ -7,6 +7,8 @@
 //!   redoes them).
 //! - At most `concurrency` passes run at once, never two for one tenant
 //!   (the queue's invariant); each pass has a timeout and a panic boundary.
+//!   A pass that only waits for a batch shared with other passes gives its
+//!   slot back meanwhile ([`crate::slot`]).
 //! - After a pass: converged → requeue in `resync_interval` ±10%; failed →
 //!   per-tenant backoff; gone → forgotten.
 //! - Shutdown: stop taking work, let in-flight passes finish (bounded),
@@ -19,7 +21,6 @@ use std::time::Duration;
 use dezky_core::store::Store;
 use dezky_core::Id;
 use rand::Rng;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -30,7 +31,11 @@ use crate::backoff::Backoff;
 use crate::lease::{Lease, CONTROLLER_LEASE};
 use crate::pass::{self, PassEnd, Reconcilers};
 use crate::queue::{Trigger, WorkQueue};
+use crate::slot::{self, Slot, Slots};
 use crate::watch::TenantWatch;
+
+/// Passes that may wait in a shared batch (see [`slot`]) per active pass.
+const WAITING_PER_ACTIVE: usize = 16;
 
 /// Tunables of the controller (DESIGN §2).
 #[derive(Clone, Debug)]
@@ -214,19 +219,21 @@ impl Controller {
         term: &CancellationToken,
         shutdown: &CancellationToken,
     ) -> JoinSet<()> {
-        let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let slots = Slots::new(
+            self.config.concurrency,
+            self.config.concurrency * WAITING_PER_ACTIVE,
+        );
         let backoff = Arc::new(Backoff::new(
             self.config.backoff_base,
             self.config.backoff_max,
         ));
         let mut in_flight = JoinSet::new();
         loop {
-            let permit = tokio::select! {
+            let slot = tokio::select! {
                 _ = term.cancelled() => break,
                 _ = shutdown.cancelled() => break,
-                permit = permits.clone().acquire_owned() => permit,
+                slot = slots.acquire() => slot,
             };
-            let Ok(permit) = permit else { break };
             let (id, trigger) = tokio::select! {
                 _ = term.cancelled() => break,
                 _ = shutdown.cancelled() => break,
@@ -241,10 +248,7 @@ impl Controller {
                 backoff: backoff.clone(),
                 config: self.config.clone(),
             };
-            in_flight.spawn(async move {
-                worker.pass(id, trigger).await;
-                drop(permit);
-            });
+            in_flight.spawn(worker.pass(id, trigger, slot));
         }
         in_flight
     }
@@ -260,7 +264,8 @@ struct Worker {
 }
 
 impl Worker {
-    async fn pass(self, id: Id, trigger: Trigger) {
+    /// Runs one pass holding `slot` (freed when the pass ends).
+    async fn pass(self, id: Id, trigger: Trigger, slot: Arc<Slot>) {
         let started = std::time::Instant::now();
         // Its own task: a panic or a hang fails this pass only.
         let store = self.store.clone();
@@ -268,9 +273,9 @@ impl Worker {
         let timeout = self.config.reconcile_timeout;
         let joined = tokio::time::timeout(
             timeout + Duration::from_secs(5),
-            AbortOnDropHandle::new(tokio::spawn(async move {
+            AbortOnDropHandle::new(tokio::spawn(slot::scope(Some(slot), async move {
                 pass::run(&store, &reconcilers, id, trigger, timeout).await
-            })),
+            }))),
         )
         .await;
         let end = match joined {

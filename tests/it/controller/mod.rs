@@ -1,6 +1,7 @@
 //! The controller runtime against a real `mongod`, with fake reconcilers
 //! that count calls (DESIGN §6).
 
+mod batching;
 mod deletion;
 mod ha;
 mod requests;
