@@ -175,13 +175,20 @@ fn domain_taken(field: Option<String>, domain: &str) -> ApiError {
 /// The tenant `slug` if the actor may see it; 404 otherwise (also for
 /// tenants that exist but are not theirs, so existence does not leak).
 pub async fn load_visible(ctx: &ApiContext, actor: &Actor, slug: &str) -> ApiResult<Tenant> {
-    ctx.store
-        .tenants
-        .find_one(doc! { "slug": slug })
-        .projection(api_view())
+    load(ctx, slug)
         .await?
         .filter(|tenant| actor.can_see(tenant))
         .ok_or_else(|| ApiError::not_found("tenant"))
+}
+
+/// The tenant `slug` as the API shows it, whoever may see it.
+async fn load(ctx: &ApiContext, slug: &str) -> ApiResult<Option<Tenant>> {
+    Ok(ctx
+        .store
+        .tenants
+        .find_one(doc! { "slug": slug })
+        .projection(api_view())
+        .await?)
 }
 
 async fn load_administered(ctx: &ApiContext, actor: &Actor, slug: &str) -> ApiResult<Tenant> {

@@ -27,9 +27,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use dezky_core::model::{BillingInfo, DeletionPolicy};
+pub use dezky_core::model::TenantSpec;
 use dezky_core::validate;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// The only `apiVersion` accepted (it may also be left out).
 pub const API_VERSION: &str = "dezky.io/v1";
@@ -55,23 +55,6 @@ pub struct Manifest {
     pub source: Source,
     pub slug: String,
     pub spec: TenantSpec,
-}
-
-/// `spec`: the tenant's whole desired state, exactly the body of
-/// `PUT /tenants/{slug}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TenantSpec {
-    pub name: String,
-    pub plan: String,
-    #[serde(default)]
-    pub domains: Vec<String>,
-    #[serde(default)]
-    pub billing_info: Option<BillingInfo>,
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
-    #[serde(default)]
-    pub paused: bool,
 }
 
 /// A manifest document as written.
@@ -340,6 +323,7 @@ fn duplicate_slugs(manifests: &[Manifest]) -> Vec<ManifestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dezky_core::model::DeletionPolicy;
 
     const TWO: &str = "\
 kind: Tenant

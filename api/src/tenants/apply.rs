@@ -10,15 +10,11 @@
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use dezky_core::model::{BillingInfo, DeletionPolicy, Tenant};
-use dezky_core::schema::Plan;
+use dezky_core::model::{Tenant, TenantSpec};
 use dezky_core::{validate, Timestamp};
-use mongodb::bson::doc;
-use serde::Deserialize;
-use utoipa::ToSchema;
 
 use super::{
-    api_view, concurrent_update, created_response, ensure_domains_free, if_match, insert_new,
+    concurrent_update, created_response, ensure_domains_free, if_match, insert_new, load,
     normalize_domains, not_admin, patch_once, slug_taken, tenant_response, validate_billing,
     validate_plan, PatchTenant, PATCH_ATTEMPTS,
 };
@@ -27,46 +23,20 @@ use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::json::JsonBody;
 use crate::state::ApiContext;
 
-/// Body of `PUT /tenants/{slug}`: the whole desired spec (the slug is the path's).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"name": "Acme Inc", "plan": "team", "domains": ["acme.example.com"],
-    "billingInfo": {"email": "billing@acme.example.com"}, "deletionPolicy": "delete", "paused": false}))]
-pub struct ApplyTenant {
-    /// 1..100 printable characters.
-    pub name: String,
-    #[schema(value_type = Plan)]
-    pub plan: String,
-    /// Mail domains; each belongs to at most one tenant. Absent = none.
-    #[serde(default)]
-    pub domains: Vec<String>,
-    /// Absent or `null` = none.
-    #[serde(default)]
-    pub billing_info: Option<BillingInfo>,
-    /// `delete` (default) or `orphan`.
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
-    /// Stop all upstream writes for this tenant (default `false`).
-    #[serde(default)]
-    pub paused: bool,
-}
-
-impl ApplyTenant {
-    /// The spec as a PATCH that names every desired field.
-    fn as_patch(&self) -> PatchTenant {
-        PatchTenant {
-            slug: None,
-            name: Some(self.name.clone()),
-            plan: Some(self.plan.clone()),
-            domains: Some(self.domains.clone()),
-            billing_info: Some(self.billing_info.clone()),
-            deletion_policy: Some(self.deletion_policy),
-            paused: Some(self.paused),
-        }
+/// The spec as a PATCH that names every desired field.
+fn as_patch(spec: &TenantSpec) -> PatchTenant {
+    PatchTenant {
+        slug: None,
+        name: Some(spec.name.clone()),
+        plan: Some(spec.plan.clone()),
+        domains: Some(spec.domains.clone()),
+        billing_info: Some(spec.billing_info.clone()),
+        deletion_policy: Some(spec.deletion_policy),
+        paused: Some(spec.paused),
     }
 }
 
-#[utoipa::path(put, path = "/tenants/{slug}", tag = "tenants", request_body = ApplyTenant,
+#[utoipa::path(put, path = "/tenants/{slug}", tag = "tenants", request_body = TenantSpec,
     params(("slug" = String, Path), ("If-Match" = Option<String>, Header,
         description = "expected generation; any `If-Match` (also `*`) requires the tenant to exist")),
     responses(
@@ -83,20 +53,14 @@ pub(crate) async fn apply(
     actor: Actor,
     Path(slug): Path<String>,
     headers: HeaderMap,
-    JsonBody(spec): JsonBody<ApplyTenant>,
+    JsonBody(spec): JsonBody<TenantSpec>,
 ) -> ApiResult<Response> {
     let expected = if_match(&headers)?;
     validate::slug(&slug)?;
     let domains = validated_domains(&ctx, &spec)?;
-    let patch = spec.as_patch();
+    let patch = as_patch(&spec);
     for _ in 0..PATCH_ATTEMPTS {
-        let existing = ctx
-            .store
-            .tenants
-            .find_one(doc! { "slug": &slug })
-            .projection(api_view())
-            .await?;
-        let Some(tenant) = existing else {
+        let Some(tenant) = load(&ctx, &slug).await? else {
             if headers.contains_key(header::IF_MATCH) {
                 return Err(ApiError::PreconditionFailed(format!(
                     "If-Match requires an existing tenant; `{slug}` does not exist"
@@ -128,7 +92,7 @@ pub(crate) async fn apply(
 }
 
 /// Checks every field of `spec` (as POST does); returns the normalised domains.
-fn validated_domains(ctx: &ApiContext, spec: &ApplyTenant) -> ApiResult<Vec<String>> {
+fn validated_domains(ctx: &ApiContext, spec: &TenantSpec) -> ApiResult<Vec<String>> {
     validate::name("name", &spec.name)?;
     validate_plan(ctx, "plan", &spec.plan)?;
     let domains = normalize_domains(&spec.domains)?;
@@ -141,7 +105,7 @@ async fn create(
     ctx: &ApiContext,
     actor: &Actor,
     slug: &str,
-    spec: &ApplyTenant,
+    spec: &TenantSpec,
     domains: &[String],
 ) -> ApiResult<Tenant> {
     ensure_domains_free(ctx, domains, None).await?;

@@ -2,11 +2,13 @@
 //! Field names are camelCase in MongoDB and in the API alike.
 
 mod event;
+mod spec;
 mod subscription;
 mod tenant;
 mod user;
 
 pub use event::{EventAction, TenantEvent};
+pub use spec::TenantSpec;
 pub use subscription::{Subscription, SubscriptionStatus};
 pub use tenant::{
     group_name, BillingInfo, DeletionPolicy, Phase, PlannedAction, ReconcileRequest, System,

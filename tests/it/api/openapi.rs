@@ -351,7 +351,7 @@ async fn the_document_types_every_body_and_lists_the_configured_plans() {
         "Me",
         "CreateTenant",
         "PatchTenant",
-        "ApplyTenant",
+        "TenantSpec",
     ] {
         assert!(schemas[name].is_object(), "schema {name} missing");
     }

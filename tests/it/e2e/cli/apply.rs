@@ -6,16 +6,18 @@
 
 use serde_json::json;
 
-use super::{manifest, outcomes, write, Cli};
-use crate::e2e::harness::{converged, Stack};
+use super::{manifest, outcomes, write, AdminCli};
+use crate::e2e::harness::converged;
 
 #[tokio::test]
 async fn apply_a_directory_then_again_then_with_one_file_changed() {
-    let stack = Stack::start().await;
-    let serve = stack.spawn("serve").await;
-    let api = stack.admin(&serve).await;
-    let cli = Cli::new(&serve, Some(api.token()));
-    let dir = tempfile::tempdir().expect("a manifest directory");
+    let AdminCli {
+        stack,
+        serve: _serve,
+        api,
+        cli,
+        dir,
+    } = AdminCli::start().await;
     write(
         dir.path(),
         "acme.yaml",
@@ -105,11 +107,13 @@ async fn apply_a_directory_then_again_then_with_one_file_changed() {
 
 #[tokio::test]
 async fn dry_run_shows_changes_and_the_controllers_plan_and_changes_nothing() {
-    let stack = Stack::start().await;
-    let serve = stack.spawn("serve").await;
-    let api = stack.admin(&serve).await;
-    let cli = Cli::new(&serve, Some(api.token()));
-    let dir = tempfile::tempdir().expect("a manifest directory");
+    let AdminCli {
+        stack,
+        serve: _serve,
+        api,
+        cli,
+        dir,
+    } = AdminCli::start().await;
     let path = dir.path().to_str().expect("a UTF-8 path");
     write(
         dir.path(),
@@ -161,11 +165,13 @@ async fn dry_run_shows_changes_and_the_controllers_plan_and_changes_nothing() {
 
 #[tokio::test]
 async fn wait_returns_once_every_tenant_is_active() {
-    let stack = Stack::start().await;
-    let serve = stack.spawn("serve").await;
-    let api = stack.admin(&serve).await;
-    let cli = Cli::new(&serve, Some(api.token()));
-    let dir = tempfile::tempdir().expect("a manifest directory");
+    let AdminCli {
+        stack: _stack,
+        serve: _serve,
+        api,
+        cli,
+        dir,
+    } = AdminCli::start().await;
     write(
         dir.path(),
         "acme.yaml",
@@ -198,11 +204,13 @@ async fn wait_returns_once_every_tenant_is_active() {
 
 #[tokio::test]
 async fn wait_fails_naming_the_system_that_errors_and_why() {
-    let stack = Stack::start().await;
-    let serve = stack.spawn("serve").await;
-    let api = stack.admin(&serve).await;
-    let cli = Cli::new(&serve, Some(api.token()));
-    let dir = tempfile::tempdir().expect("a manifest directory");
+    let AdminCli {
+        stack,
+        serve: _serve,
+        api,
+        cli,
+        dir,
+    } = AdminCli::start().await;
     write(
         dir.path(),
         "acme.yaml",
@@ -237,11 +245,13 @@ async fn wait_fails_naming_the_system_that_errors_and_why() {
 
 #[tokio::test]
 async fn errors_name_the_manifest_and_the_field_and_stop_nothing_else() {
-    let stack = Stack::start().await;
-    let serve = stack.spawn("serve").await;
-    let api = stack.admin(&serve).await;
-    let cli = Cli::new(&serve, Some(api.token()));
-    let dir = tempfile::tempdir().expect("a manifest directory");
+    let AdminCli {
+        stack: _stack,
+        serve: _serve,
+        api,
+        cli,
+        dir,
+    } = AdminCli::start().await;
     let path = dir.path().to_str().expect("a UTF-8 path");
     let broken = format!(
         "{}---\n{}  colour: red\n",

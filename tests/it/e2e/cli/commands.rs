@@ -6,8 +6,7 @@
 
 use serde_json::{json, Value};
 
-use super::{manifest, write, Cli};
-use crate::e2e::harness::Stack;
+use super::{manifest, write, AdminCli, Cli};
 
 /// The cells of a table line (columns are three or more spaces apart).
 fn cells(line: &str) -> Vec<String> {
@@ -20,11 +19,13 @@ fn cells(line: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn every_get_output_format_parses_back() {
-    let stack = Stack::start().await;
-    let serve = stack.spawn("serve").await;
-    let api = stack.admin(&serve).await;
-    let cli = Cli::new(&serve, Some(api.token()));
-    let dir = tempfile::tempdir().expect("a manifest directory");
+    let AdminCli {
+        stack: _stack,
+        serve: _serve,
+        api,
+        cli,
+        dir,
+    } = AdminCli::start().await;
     write(
         dir.path(),
         "a.yaml",
@@ -128,10 +129,13 @@ async fn every_get_output_format_parses_back() {
 
 #[tokio::test]
 async fn describe_events_plan_reconcile_pause_resume_and_delete() {
-    let stack = Stack::start().await;
-    let serve = stack.spawn("serve").await;
-    let api = stack.admin(&serve).await;
-    let cli = Cli::new(&serve, Some(api.token()));
+    let AdminCli {
+        stack,
+        serve: _serve,
+        api,
+        cli,
+        dir: _dir,
+    } = AdminCli::start().await;
     api.create_tenant("acme", "Acme Inc", &["acme.test"]).await;
     api.converged("acme").await;
 
@@ -225,10 +229,13 @@ async fn describe_events_plan_reconcile_pause_resume_and_delete() {
 
 #[tokio::test]
 async fn exit_codes_are_one_with_the_servers_message_and_two_for_usage() {
-    let stack = Stack::start().await;
-    let serve = stack.spawn("serve").await;
-    let api = stack.admin(&serve).await;
-    let cli = Cli::new(&serve, Some(api.token()));
+    let AdminCli {
+        stack: _stack,
+        serve,
+        api: _api,
+        cli,
+        dir: _dir,
+    } = AdminCli::start().await;
     let missing = cli.run(&["tenants", "get", "nope"]).await.expect_code(1);
     assert!(
         missing.stderr.contains("404 not_found"),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use super::harness::Provisioner;
+use super::harness::{Api, Provisioner, Stack};
 
 /// Longest run of one client command (`--wait`s inside are shorter).
 const COMMAND_LIMIT: Duration = Duration::from_secs(90);
@@ -92,6 +92,34 @@ impl Cli {
     /// The stored-login file of these commands.
     pub fn credentials(&self) -> PathBuf {
         self.config.path().join("dezky").join("credentials.json")
+    }
+}
+
+/// The start of most client tests: the stack, `provisioner serve`, an
+/// admin's API client and a [`Cli`] with the admin's token, and an empty
+/// manifest directory.
+pub struct AdminCli {
+    pub stack: Stack,
+    pub serve: Provisioner,
+    pub api: Api,
+    pub cli: Cli,
+    pub dir: tempfile::TempDir,
+}
+
+impl AdminCli {
+    pub async fn start() -> Self {
+        let stack = Stack::start().await;
+        let serve = stack.spawn("serve").await;
+        let api = stack.admin(&serve).await;
+        let cli = Cli::new(&serve, Some(api.token()));
+        let dir = tempfile::tempdir().expect("a manifest directory");
+        AdminCli {
+            stack,
+            serve,
+            api,
+            cli,
+            dir,
+        }
     }
 }
 
