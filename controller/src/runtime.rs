@@ -34,7 +34,7 @@ use crate::queue::{Trigger, WorkQueue};
 use crate::slot::{self, Slot, Slots};
 use crate::watch::TenantWatch;
 
-/// Passes that may wait in a shared batch (see [`slot`]) per active pass.
+/// Passes that may be parked in a shared wait (see [`slot`]) per active pass.
 const WAITING_PER_ACTIVE: usize = 16;
 
 /// Tunables of the controller (DESIGN §2).

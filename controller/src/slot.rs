@@ -1,17 +1,18 @@
 //! A pass's share of `RECONCILE_CONCURRENCY`, and giving it back while the
 //! pass only waits for a batch it shares with other passes.
 //!
-//! Every pass holds one of `concurrency` *active* permits. Some waits are
-//! cheaper the more passes share them: the oCIS create check waits for one
+//! Every pass holds one *in-flight* permit for its whole life and one of
+//! `concurrency` *active* permits while it works. Some waits are cheaper
+//! the more passes share them: the oCIS create check waits for one
 //! project-drive list that confirms every create that asked before it
-//! started. A pass in such a wait ([`idle`]) swaps its active permit for
-//! one of a larger pool of *waiting* permits, so that other tenants' passes
-//! run meanwhile and join the same batch; after the wait it queues for an
-//! active permit again (the semaphore is fair, so it is not starved by new
-//! passes). When the waiting pool is full, the pass waits holding its
-//! active permit, which bounds the passes in flight to
-//! `active + waiting`. The slot follows the pass into the task of every
-//! system it runs (a task-local, re-entered by [`scope`]).
+//! started. A pass in such a wait ([`idle`]) gives its active permit back,
+//! so that other tenants' passes run meanwhile and join the same batch;
+//! after the wait it queues for an active permit again (the semaphore is
+//! fair, so new passes do not starve it). The in-flight permits bound the
+//! passes started at once to `active + waiting`, and a new pass takes its
+//! in-flight permit before its active one, so a full house never blocks an
+//! active permit in a wait. The slot follows the pass into the task of
+//! every system it runs (a task-local, re-entered by [`scope`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,28 +27,28 @@ tokio::task_local! {
 #[derive(Clone, Debug)]
 pub struct Slots {
     active: Arc<Semaphore>,
-    waiting: Arc<Semaphore>,
+    in_flight: Arc<Semaphore>,
 }
 
 impl Slots {
-    /// `active` passes at once, and up to `waiting` more parked in shared waits.
+    /// `active` passes working at once, and up to `waiting` more parked in
+    /// shared waits.
     pub fn new(active: usize, waiting: usize) -> Self {
+        let active = active.max(1);
         Slots {
-            active: Arc::new(Semaphore::new(active.max(1))),
-            waiting: Arc::new(Semaphore::new(waiting)),
+            active: Arc::new(Semaphore::new(active)),
+            in_flight: Arc::new(Semaphore::new(active + waiting)),
         }
     }
 
-    /// An active slot for the next pass (waits for one to free up).
+    /// The slot of the next pass (waits until one may start).
     pub async fn acquire(&self) -> Arc<Slot> {
-        let permit = self.active.clone().acquire_owned().await.ok();
+        let in_flight = self.in_flight.clone().acquire_owned().await.ok();
+        let active = self.active.clone().acquire_owned().await.ok();
         Arc::new(Slot {
             slots: self.clone(),
-            held: Mutex::new(Held {
-                active: permit,
-                waiting: None,
-                idlers: 0,
-            }),
+            _in_flight: in_flight,
+            held: Mutex::new(Held { active, idlers: 0 }),
         })
     }
 }
@@ -56,13 +57,13 @@ impl Slots {
 #[derive(Debug)]
 pub struct Slot {
     slots: Slots,
+    _in_flight: Option<OwnedSemaphorePermit>,
     held: Mutex<Held>,
 }
 
 #[derive(Debug)]
 struct Held {
     active: Option<OwnedSemaphorePermit>,
-    waiting: Option<OwnedSemaphorePermit>,
     /// This pass's systems currently in [`idle`].
     idlers: usize,
 }
@@ -72,20 +73,16 @@ impl Slot {
         let mut held = self.held.lock().await;
         held.idlers += 1;
         if held.idlers == 1 {
-            if let Ok(waiting) = self.slots.waiting.clone().try_acquire_owned() {
-                held.waiting = Some(waiting);
-                held.active = None;
-            }
+            held.active = None;
         }
     }
 
     async fn resume(&self) {
         let mut held = self.held.lock().await;
         held.idlers -= 1;
-        if held.idlers == 0 && held.waiting.is_some() {
+        if held.idlers == 0 {
             // Holding the lock: a sibling that parks now waits for this.
             held.active = self.slots.active.clone().acquire_owned().await.ok();
-            held.waiting = None;
         }
     }
 
@@ -108,8 +105,8 @@ pub fn current() -> Option<Arc<Slot>> {
     SLOT.try_with(Arc::clone).ok()
 }
 
-/// Awaits `fut` without holding an active permit (if the waiting pool has
-/// room), then takes one again. Outside a pass it simply awaits `fut`.
+/// Awaits `fut` without holding an active permit, then takes one again.
+/// Outside a pass it simply awaits `fut`.
 pub async fn idle<F: Future>(fut: F) -> F::Output {
     let Some(slot) = current() else {
         return fut.await;
@@ -155,18 +152,30 @@ mod tests {
         drop(second);
         release.send(()).ok();
         assert!(task.await.expect("task"), "active again after the wait");
-        assert_eq!(slots.waiting.available_permits(), 4);
+        drop(first);
+        assert_eq!(slots.in_flight.available_permits(), 5);
     }
 
     #[tokio::test]
-    async fn a_full_waiting_pool_keeps_the_active_permit() {
-        let slots = Slots::new(1, 0);
+    async fn no_pass_starts_beyond_active_plus_waiting_and_the_active_permit_stays_free() {
+        let slots = Slots::new(1, 1);
         let first = slots.acquire().await;
-        let (release, task) = idling(&first).await;
-        assert!(first.is_active().await);
-        assert_eq!(slots.active.available_permits(), 0);
-        release.send(()).ok();
-        assert!(task.await.expect("task"));
+        let (release_first, first_task) = idling(&first).await;
+        let second = slots.acquire().await;
+        let (release_second, second_task) = idling(&second).await;
+        assert_eq!(slots.in_flight.available_permits(), 0);
+        assert_eq!(
+            slots.active.available_permits(),
+            1,
+            "free for a returning pass"
+        );
+        release_first.send(()).ok();
+        assert!(first_task.await.expect("task"));
+        drop(first);
+        release_second.send(()).ok();
+        assert!(second_task.await.expect("task"));
+        drop(second);
+        assert_eq!(slots.in_flight.available_permits(), 2);
     }
 
     #[tokio::test]
@@ -184,6 +193,6 @@ mod tests {
         task.await.expect("task");
         drop(first);
         assert_eq!(slots.active.available_permits(), 1);
-        assert_eq!(slots.waiting.available_permits(), 1);
+        assert_eq!(slots.in_flight.available_permits(), 2);
     }
 }

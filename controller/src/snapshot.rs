@@ -31,6 +31,12 @@ pub trait Indexed: Clone + Send + Sync + 'static {
     fn key(&self) -> String;
     /// The tenant marker the object carries, if any (its owner).
     fn owner(&self) -> Option<String>;
+    /// What the snapshot keeps of the object: only what a resync answer
+    /// reads, so that memory does not grow with members, grants or
+    /// attributes the controller does not own (default: all of it).
+    fn compact(self) -> Self {
+        self
+    }
 }
 
 /// The objects of one list, indexed by key and by owner.
@@ -78,6 +84,7 @@ impl<V: Indexed> View<V> {
     }
 
     fn put(&mut self, object: V) {
+        let object = object.compact();
         let key = object.key();
         self.remove(&key);
         if let Some(owner) = object.owner() {

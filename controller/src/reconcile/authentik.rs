@@ -55,6 +55,17 @@ impl Indexed for Group {
             .and_then(Value::as_str)
             .map(str::to_owned)
     }
+
+    /// The name and the attributes the controller owns (the diff reads no
+    /// more); members, parents and foreign attributes are dropped.
+    fn compact(mut self) -> Self {
+        self.users = Vec::new();
+        self.parents = Vec::new();
+        self.attributes.retain(|key, _| {
+            [ATTR_TENANT_SLUG, ATTR_TENANT_ID, ATTR_MANAGED_BY].contains(&key.as_str())
+        });
+        self
+    }
 }
 
 /// How the group was found; decides what an unmarked group means.

@@ -136,3 +136,34 @@ async fn a_tenant_without_a_stored_id_is_observed_directly() {
     assert_eq!(outcome.external_id, created.external_id);
     assert!(requests >= 1, "status and snapshot disagree: ask upstream");
 }
+
+#[tokio::test]
+async fn the_snapshot_keeps_only_what_the_diff_reads_and_still_answers_in_sync() {
+    let sim = sim().await;
+    let r = reconciler_with_age(&sim, Duration::from_secs(300));
+    let mut t = tenant("compact");
+    let created = pass(&r, &mut t).await;
+    let group = sim.group(pk(&created)).expect("created");
+    let mut attributes = group.attributes.clone();
+    attributes.insert("operator_note".into(), "kept upstream".into());
+    sim.set_attributes(group.pk, attributes)
+        .expect("foreign attribute set out of band");
+
+    let (outcome, _, writes) = counted(&sim, resync(&r, &mut t)).await;
+    assert_eq!((outcome.reason.as_str(), writes), ("InSync", 0));
+    let kept = r
+        .snapshot
+        .lookup(
+            || async { Ok::<Vec<Group>, AuthentikError>(Vec::new()) },
+            |view| view.get(&group.pk.to_string()).cloned(),
+        )
+        .await
+        .flatten()
+        .expect("listed");
+    assert!(kept.users.is_empty() && kept.parents.is_empty());
+    let mut keys: Vec<&str> = kept.attributes.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, [ATTR_MANAGED_BY, ATTR_TENANT_ID, ATTR_TENANT_SLUG]);
+    let upstream = sim.group(group.pk).expect("still there");
+    assert_eq!(upstream.attributes["operator_note"], "kept upstream");
+}

@@ -24,6 +24,17 @@ impl Indexed for Drive {
     fn owner(&self) -> Option<String> {
         self.drive_alias.clone()
     }
+
+    /// The fields the diff and [`granted`] read: users' grants, the root
+    /// id and the drive type are dropped.
+    fn compact(mut self) -> Self {
+        self.drive_type = None;
+        if let Some(root) = self.root.as_mut() {
+            root.id = None;
+            root.permissions.retain(|p| p.id.starts_with("g:"));
+        }
+        self
+    }
 }
 
 impl OcisReconciler {
