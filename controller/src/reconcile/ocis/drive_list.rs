@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use crate::slot;
 
 /// A list starts at least this many times the last list's duration after it.
-const PACE: u32 = 4;
+const PACE: u32 = 2;
 
 /// The last list; the lock makes lists one at a time.
 #[derive(Default)]
