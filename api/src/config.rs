@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use dezky_core::plans::PlanQuotas;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +29,9 @@ pub struct ApiConfig {
     pub http: reqwest::Client,
     /// Extra readiness condition for `/readyz` besides MongoDB.
     pub readiness: Readiness,
+    /// Interval of the comment lines that keep an idle
+    /// `GET /tenants?watch=true` stream open (15 s).
+    pub watch_heartbeat: Duration,
     /// Stops the API's background work (the `users` change stream of the
     /// actor cache). Cancel it when shutting down, before the database goes
     /// away, so that nothing reports the database's disappearance.
@@ -47,6 +51,7 @@ impl ApiConfig {
             plans: PlanQuotas::default(),
             http,
             readiness: Readiness::default(),
+            watch_heartbeat: Duration::from_secs(15),
             shutdown: CancellationToken::new(),
         }
     }

@@ -15,3 +15,4 @@ mod tenant_cache;
 mod tenants;
 mod users;
 mod validation;
+mod watch;
