@@ -29,6 +29,12 @@ pub struct ApiConfig {
     pub http: reqwest::Client,
     /// Extra readiness condition for `/readyz` besides MongoDB.
     pub readiness: Readiness,
+    /// Public OIDC client of the web console (`CONSOLE_CLIENT_ID`): it signs
+    /// in with the authorization code flow and PKCE, and tokens issued to
+    /// it are accepted like those for `oidc_audience`.
+    pub console_client_id: Option<String>,
+    /// The console also offers signing in by pasting a token (the demo).
+    pub console_token_paste: bool,
     /// Interval of the comment lines that keep an idle
     /// `GET /tenants?watch=true` stream open (15 s).
     pub watch_heartbeat: Duration,
@@ -51,6 +57,8 @@ impl ApiConfig {
             plans: PlanQuotas::default(),
             http,
             readiness: Readiness::default(),
+            console_client_id: None,
+            console_token_paste: false,
             watch_heartbeat: Duration::from_secs(15),
             shutdown: CancellationToken::new(),
         }

@@ -5,6 +5,7 @@ mod actors;
 mod apply;
 mod auth;
 mod connections;
+mod console;
 mod events;
 mod openapi;
 mod ops;
