@@ -9,6 +9,11 @@
 
 const SYSTEMS = [['authentik', 'Authentik'], ['stalwart', 'Stalwart'], ['ocis', 'oCIS']];
 const PHASES = ['pending', 'active', 'degraded', 'deleting'];
+// Longest wait for one API answer (the plan waits up to 20 s on the server).
+const REQUEST_TIMEOUT = 30000;
+// A token that expires sends the browser to the issuer again (a live
+// session there comes straight back), at most once in this long.
+const REAUTH_EVERY = 60000;
 const state = {
   config: null,
   token: sessionStorage.getItem('token'),
@@ -73,12 +78,13 @@ async function api(method, path, body, headers = {}) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
+  init.signal = AbortSignal.timeout(REQUEST_TIMEOUT);
   const response = await fetch(path, init);
   const text = await response.text();
   let parsed = null;
   try { parsed = text ? JSON.parse(text) : null; } catch { parsed = text; }
   if (response.status === 401) {
-    signOut('Your session ended; please sign in again.');
+    expired();
     throw new Error('unauthorized');
   }
   return { status: response.status, body: parsed };
@@ -132,6 +138,7 @@ async function finishSignIn(params) {
   if (!pending || pending.state !== params.get('state')) throw new Error('the sign-in answer does not belong to this tab; try again');
   const response = await fetch(state.config.tokenEndpoint, {
     method: 'POST',
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT),
     headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({
       grant_type: 'authorization_code',
@@ -144,6 +151,22 @@ async function finishSignIn(params) {
   const body = await response.json().catch(() => ({}));
   if (!response.ok || !body.access_token) throw new Error(body.error_description || `token endpoint answered ${response.status}`);
   return body.access_token;
+}
+
+/** The token was refused (it expired): sign in again through the issuer,
+ * unless that just happened, then ask. */
+function expired() {
+  const last = Number(sessionStorage.getItem('reauthAt') || 0);
+  const canRedirect = state.config.clientId && state.config.authorizationEndpoint;
+  if (canRedirect && Date.now() - last > REAUTH_EVERY) {
+    sessionStorage.setItem('reauthAt', String(Date.now()));
+    sessionStorage.removeItem('token');
+    state.token = null;
+    if (state.watch) state.watch.abort();
+    startSignIn();
+    return;
+  }
+  signOut('Your session ended; please sign in again.');
 }
 
 function signOut(message) {
@@ -247,7 +270,7 @@ async function runWatch(signal) {
       const headers = { Authorization: `Bearer ${state.token}`, Accept: 'text/event-stream' };
       if (lastId) headers['Last-Event-ID'] = lastId;
       const response = await fetch('/tenants?watch=true', { headers, signal });
-      if (response.status === 401) { signOut('Your session ended; please sign in again.'); return; }
+      if (response.status === 401) { expired(); return; }
       if (!response.ok) throw new Error(`watch answered ${response.status}`);
       setLive(true);
       delay = 500;

@@ -369,7 +369,7 @@ impl Watcher {
         for tenant in snapshot.into_iter().filter(|t| self.visibility.shows(t)) {
             let kind = match self.shown.get(&tenant.id()) {
                 None => Some(ChangeKind::Added),
-                Some(old) if !Arc::ptr_eq(old, &tenant) => Some(ChangeKind::Modified),
+                Some(old) if !old.same_json(&tenant) => Some(ChangeKind::Modified),
                 Some(_) => None,
             };
             if let Some(kind) = kind {
