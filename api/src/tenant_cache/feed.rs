@@ -198,13 +198,7 @@ impl Feed {
 mod tests {
     use super::*;
     use crate::tenant_cache::entry::tests::full_tenant;
-
-    fn ts(increment: u32) -> Timestamp {
-        Timestamp {
-            time: 1_700_000_000,
-            increment,
-        }
-    }
+    use crate::tenant_cache::state::tests::ts;
 
     fn tenant() -> Arc<CachedTenant> {
         Arc::new(CachedTenant::new(full_tenant("acme")).unwrap())

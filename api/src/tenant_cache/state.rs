@@ -315,7 +315,7 @@ impl View {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use dezky_core::model::Tenant;
@@ -323,7 +323,8 @@ mod tests {
     use super::*;
     use crate::tenant_cache::entry::tests::full_tenant;
 
-    fn ts(increment: u32) -> Timestamp {
+    /// A cluster time of the tests' second, `increment` within it.
+    pub(crate) fn ts(increment: u32) -> Timestamp {
         Timestamp {
             time: 1_700_000_000,
             increment,
