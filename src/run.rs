@@ -166,6 +166,8 @@ pub async fn api_router(
     let mut config = ApiConfig::new(&oidc.oidc_issuer, &oidc.oidc_audience, http);
     config.oidc_jwks_url = oidc.oidc_jwks_url.clone();
     config.platform_admin_group = oidc.platform_admin_group.clone();
+    config.console_client_id = oidc.console_client_id.clone().filter(|id| !id.is_empty());
+    config.console_token_paste = oidc.console_token_paste;
     config.group_prefix = tenants.group_prefix.clone();
     config.plans = tenants.plan_quotas.clone();
     config.readiness = readiness;

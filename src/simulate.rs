@@ -57,13 +57,25 @@ fn admin_claims() -> serde_json::Value {
     })
 }
 
+/// Public client id of the web console in the simulated Authentik.
+pub const CONSOLE_CLIENT_ID: &str = "dezky-console";
+
 /// Nobody can sign in to a simulator in a browser, so `provisioner login`
-/// against it is confirmed automatically (on the first poll), as the
-/// platform admin of [`admin_token`].
-pub fn approve_logins(sims: &Simulators) {
-    sims.authentik
-        .oidc()
-        .auto_approve_devices(admin_claims(), 1);
+/// against it is confirmed automatically (on the first poll), and so is
+/// the console's sign-in, as the platform admin of [`admin_token`]. The
+/// console is registered for the API at `api` (and `localhost` on its port).
+pub fn approve_logins(sims: &Simulators, api: SocketAddr) {
+    let oidc = sims.authentik.oidc();
+    oidc.auto_approve_devices(admin_claims(), 1);
+    oidc.auto_approve_logins(admin_claims());
+    let at_addr = console_url(api);
+    let at_localhost = format!("http://localhost:{}/console/", api.port());
+    oidc.register_public_client(CONSOLE_CLIENT_ID, &[&at_addr, &at_localhost]);
+}
+
+/// The console of the API at `api`.
+pub fn console_url(api: SocketAddr) -> String {
+    format!("http://{api}/console/")
 }
 
 /// A user token of a platform admin (group `dezky-admins`), valid for
@@ -86,7 +98,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         ocis: args.ocis_port,
     })
     .await?;
-    approve_logins(&sims);
+    approve_logins(&sims, args.listen_addr);
     let stop = run::shutdown_signal();
     let mut text = format!(
         "Upstream simulators are running (Ctrl-C to stop):\n  \
@@ -99,6 +111,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     for (name, value) in sims.env() {
         text.push_str(&format!("export {name}={value}\n"));
     }
+    text.push_str(&format!("export CONSOLE_CLIENT_ID={CONSOLE_CLIENT_ID}\n"));
     text.push('\n');
     text.push_str(&token_help(&admin_token(&sims), args.listen_addr));
     text.push_str(&client_help(&sims, args.listen_addr));

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use dezky_core::plans::PlanQuotas;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +29,15 @@ pub struct ApiConfig {
     pub http: reqwest::Client,
     /// Extra readiness condition for `/readyz` besides MongoDB.
     pub readiness: Readiness,
+    /// Public OIDC client of the web console (`CONSOLE_CLIENT_ID`): it signs
+    /// in with the authorization code flow and PKCE, and tokens issued to
+    /// it are accepted like those for `oidc_audience`.
+    pub console_client_id: Option<String>,
+    /// The console also offers signing in by pasting a token (the demo).
+    pub console_token_paste: bool,
+    /// Interval of the comment lines that keep an idle
+    /// `GET /tenants?watch=true` stream open (15 s).
+    pub watch_heartbeat: Duration,
     /// Stops the API's background work (the `users` change stream of the
     /// actor cache). Cancel it when shutting down, before the database goes
     /// away, so that nothing reports the database's disappearance.
@@ -47,6 +57,9 @@ impl ApiConfig {
             plans: PlanQuotas::default(),
             http,
             readiness: Readiness::default(),
+            console_client_id: None,
+            console_token_paste: false,
+            watch_heartbeat: Duration::from_secs(15),
             shutdown: CancellationToken::new(),
         }
     }

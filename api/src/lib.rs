@@ -8,11 +8,13 @@
 //! the `tenants` change stream; [`error::ApiError`] renders every failure; [`ops`] holds
 //! the token-free health, readiness and metrics routes; [`body`] keeps
 //! connections usable after refusals; [`openapi`] describes it all; [`seed`]
-//! creates the default tenant.
+//! creates the default tenant; `console` serves the operator console at
+//! `/console/`.
 
 pub mod auth;
 pub mod body;
 mod config;
+mod console;
 pub mod error;
 mod events;
 mod json;
@@ -95,6 +97,10 @@ pub async fn build_api(
         issuer: config.oidc_issuer.clone(),
         source,
     })?;
+    let verifier = match &config.console_client_id {
+        Some(client) => verifier.also_accept(client),
+        None => verifier,
+    };
     let ops = ops::router(store.db.clone(), config.readiness.clone(), prometheus);
     let document = openapi::document(&config.plans);
     let actors = Arc::new(ActorCache::default());
@@ -122,6 +128,7 @@ pub async fn build_api(
         .merge(events::router())
         .merge(users::router())
         .merge(subscriptions::router())
+        .merge(console::router())
         .with_state(ctx);
     let router = Router::new()
         .merge(resources)

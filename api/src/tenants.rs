@@ -11,6 +11,7 @@
 //! answering, so the caller's next read shows it.
 
 pub(crate) mod apply;
+pub(crate) mod watch;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -26,7 +27,7 @@ use mongodb::options::ReturnDocument;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::Actor;
+use crate::auth::{Actor, SignedIn};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::json::{json_response, present, ApiJson, JsonBody};
 use crate::pagination::{self, Order, Page, PageRequest};
@@ -340,15 +341,31 @@ pub(crate) async fn insert_subscription(ctx: &ApiContext, tenant: &Tenant) -> Ap
 }
 
 #[utoipa::path(get, path = "/tenants", tag = "tenants",
-    params(PageRequest),
+    params(PageRequest,
+        ("watch" = Option<bool>, Query, description = "`true`: answer with the Server-Sent Events stream described above instead of a page"),
+        ("slug" = Option<String>, Query, description = "with `watch=true`: only this tenant"),
+        ("Last-Event-ID" = Option<String>, Header, description = "with `watch=true`: resume after this event id")),
     responses(
-        (status = 200, description = "tenants visible to the caller (platform admin: all), oldest first", body = Page<Tenant>),
-        (status = 400, description = "bad `limit` or `cursor`", body = ErrorBody)))]
+        (status = 200, description = "tenants visible to the caller (platform admin: all), oldest first; \
+with `watch=true` a `text/event-stream`:\n\n\
+- a fresh start is `event: reset` (with an empty `id:`), one `event: added` per visible tenant (no `id`), then `event: synced` whose `id` marks that state;\n\
+- then one `added`, `modified` or `deleted` event per change, each with an `id`, its `data` the tenant's JSON (for `deleted` its last state);\n\
+- when the caller's memberships change, tenants that became visible arrive as `added`, those no longer visible as `deleted`; only the last event of such a batch has an `id`;\n\
+- reconnecting with `Last-Event-ID` sends every event after it, or a fresh start when that position is no longer held (the last 4096 changes are) or the caller's visibility changed meanwhile;\n\
+- a comment line (`:heartbeat`) every 15 s; the stream ends when the token expires, at shutdown, and when the client falls more than 1024 changes behind (reconnect with `Last-Event-ID`).",
+            content((Page<Tenant> = "application/json"), (String = "text/event-stream"))),
+        (status = 400, description = "bad `limit`, `cursor`, `watch` or `slug`", body = ErrorBody)))]
 async fn list(
     State(ctx): State<ApiContext>,
-    actor: Actor,
+    SignedIn(claims): SignedIn,
+    query: watch::WatchQuery,
+    headers: HeaderMap,
     page: PageRequest,
 ) -> ApiResult<Response> {
+    let actor = Actor::of(&ctx, &claims).await?;
+    if query.watch {
+        return watch::watch(ctx, claims, actor, query, &headers).await;
+    }
     let scope = if actor.0.platform_admin {
         Scope::All
     } else {

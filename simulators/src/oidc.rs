@@ -30,8 +30,10 @@ use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
 use serde_json::{json, Map, Value};
 
+mod authorize;
 mod device;
 
+pub use authorize::AUTHORIZATION_CODE_GRANT;
 pub use device::DEVICE_CODE_GRANT;
 
 use crate::endpoint::{self, Endpoint};
@@ -155,6 +157,8 @@ struct ProviderState {
     token_lifetime: Duration,
     /// Device codes of the device authorization grant.
     devices: device::DeviceGrants,
+    /// Public clients and codes of the authorization code grant.
+    logins: authorize::Logins,
 }
 
 struct ServiceClient {
@@ -177,6 +181,7 @@ impl OidcProvider {
                 clients: HashMap::new(),
                 token_lifetime: DEFAULT_TOKEN_LIFETIME,
                 devices: device::DeviceGrants::default(),
+                logins: authorize::Logins::default(),
             }),
             token_requests: AtomicU64::new(0),
             jwks_requests: AtomicU64::new(0),
@@ -292,6 +297,7 @@ impl OidcProvider {
             )
             .route(&format!("{app}/jwks/"), get(jwks))
             .route("/application/o/token/", post(token))
+            .route("/application/o/authorize/", get(authorize::authorize))
             .route("/application/o/device/", post(device::authorize))
             .route("/device", get(device::verification_page))
             .with_state(self.clone())
@@ -310,7 +316,7 @@ impl OidcProvider {
         if params.grant_type != "client_credentials" {
             return Err((
                 "unsupported_grant_type",
-                "only client_credentials and device_code are supported",
+                "only client_credentials, authorization_code and device_code are supported",
             ));
         }
         let (subject, lifetime) = {
@@ -363,7 +369,7 @@ async fn discovery(State(provider): State<OidcProvider>) -> Json<Value> {
     let base = &provider.0.base_url;
     Json(json!({
         "issuer": provider.issuer(),
-        "authorization_endpoint": format!("{base}/application/o/authorize/"),
+        "authorization_endpoint": provider.authorization_url(),
         "token_endpoint": provider.token_url(),
         "userinfo_endpoint": format!("{base}/application/o/userinfo/"),
         "end_session_endpoint": format!("{}end-session/", provider.issuer()),
@@ -401,6 +407,12 @@ struct TokenParams {
     client_secret: String,
     #[serde(default)]
     device_code: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    redirect_uri: String,
+    #[serde(default)]
+    code_verifier: String,
 }
 
 async fn token(
@@ -415,12 +427,19 @@ async fn token(
     }
     let issued = match params.grant_type.as_str() {
         DEVICE_CODE_GRANT => provider.poll_device(&params.device_code, &params.client_id),
+        AUTHORIZATION_CODE_GRANT => provider.redeem_code(&params),
         _ => provider.issue_client_token(&params),
     };
-    match issued {
+    let mut response = match issued {
         Ok(body) => Json(body).into_response(),
         Err(error) => oauth_error(error),
+    };
+    if let Some(origin) = provider.cors_origin(&headers) {
+        response
+            .headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     }
+    response
 }
 
 /// `Authorization: Basic base64(client_id:secret)`, if present and well formed.

@@ -33,6 +33,9 @@ const PRUNE_ABOVE: usize = 10_000;
 #[derive(Default)]
 pub struct ActorCache {
     entries: Mutex<Entries>,
+    /// Counts forgets, so that long-lived requests (a watch) look at their
+    /// caller's record again when some user changed.
+    forgets: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -99,6 +102,8 @@ impl ActorCache {
         let mut entries = self.entries();
         entries.epoch += 1;
         entries.by_subject.retain(|_, cached| cached.user.id != id);
+        drop(entries);
+        self.forgets.send_modify(|n| *n += 1);
     }
 
     /// Forgets every user (the change stream may have missed changes).
@@ -106,6 +111,13 @@ impl ActorCache {
         let mut entries = self.entries();
         entries.epoch += 1;
         entries.by_subject.clear();
+        drop(entries);
+        self.forgets.send_modify(|n| *n += 1);
+    }
+
+    /// Changes whenever a user was forgotten (some user record changed).
+    pub fn forgets(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.forgets.subscribe()
     }
 }
 

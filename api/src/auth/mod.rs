@@ -61,6 +61,13 @@ impl FromRequestParts<ApiContext> for Actor {
 
     async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, ApiError> {
         let SignedIn(claims) = SignedIn::from_request_parts(parts, ctx).await?;
+        Actor::of(ctx, &claims).await
+    }
+}
+
+impl Actor {
+    /// The user record of the caller with `claims` (created bare on first use).
+    pub async fn of(ctx: &ApiContext, claims: &Claims) -> Result<Self, ApiError> {
         if let Some(user) = ctx.actors.get(&claims.sub) {
             return Ok(Actor(user));
         }
@@ -79,7 +86,7 @@ impl FromRequestParts<ApiContext> for Actor {
             id: Id::new(),
             authentik_subject_id: claims.sub.clone(),
             email: claims.email.clone().unwrap_or_default(),
-            name: display_name(&claims),
+            name: display_name(claims),
             role: Role::Member,
             platform_admin: false,
             tenant_ids: Vec::new(),
@@ -97,9 +104,7 @@ impl FromRequestParts<ApiContext> for Actor {
             Err(e) => Err(e.into()),
         }
     }
-}
 
-impl Actor {
     /// Member of the tenant, or platform admin.
     pub fn can_see(&self, tenant: &Tenant) -> bool {
         self.0.can_see(tenant.id)

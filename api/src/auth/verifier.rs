@@ -75,7 +75,12 @@ struct KeyCache {
 /// Verifies bearer tokens of one issuer and audience.
 pub struct Verifier {
     issuer: String,
-    audience: String,
+    /// Accepted `aud` values: the API's client id, and the console's.
+    audiences: Vec<String>,
+    /// The discovery document's `authorization_endpoint` and
+    /// `token_endpoint`, which the console signs in with.
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
     jwks_url: String,
     http: reqwest::Client,
     cache: RwLock<KeyCache>,
@@ -120,7 +125,11 @@ impl Verifier {
         }
         Ok(Verifier {
             issuer: issuer.to_string(),
-            audience: audience.to_string(),
+            audiences: vec![audience.to_string()],
+            authorization_endpoint: document["authorization_endpoint"]
+                .as_str()
+                .map(str::to_string),
+            token_endpoint: document["token_endpoint"].as_str().map(str::to_string),
             jwks_url,
             http,
             cache: RwLock::new(KeyCache {
@@ -130,6 +139,30 @@ impl Verifier {
             refetch: tokio::sync::Mutex::new(()),
             verified: Mutex::default(),
         })
+    }
+
+    /// Also accepts tokens whose `aud` is `audience` (the console's public
+    /// client, whose tokens Authentik issues for that client).
+    pub fn also_accept(mut self, audience: &str) -> Self {
+        if !self.audiences.iter().any(|a| a == audience) {
+            self.audiences.push(audience.to_string());
+        }
+        self
+    }
+
+    /// The issuer's authorization endpoint, from discovery.
+    pub fn authorization_endpoint(&self) -> Option<&str> {
+        self.authorization_endpoint.as_deref()
+    }
+
+    /// The issuer's token endpoint, from discovery.
+    pub fn token_endpoint(&self) -> Option<&str> {
+        self.token_endpoint.as_deref()
+    }
+
+    /// The exact issuer tokens must name.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     /// Verifies `token` (or finds it verified within [`VERIFIED_TTL`]) and
@@ -196,7 +229,7 @@ impl Verifier {
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
         validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
+        validation.set_audience(&self.audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
             .map(|data| data.claims)

@@ -70,9 +70,14 @@ impl CachedTenant {
     }
 
     /// The JSON body.
-    #[cfg(test)]
     pub fn json(&self) -> &[u8] {
         &self.json
+    }
+
+    /// Whether `other` shows the same API JSON (a write that changed only
+    /// fields the API view leaves out).
+    pub fn same_json(&self, other: &CachedTenant) -> bool {
+        self.json == other.json
     }
 
     /// The answer `tenants::tenant_response` gives for this tenant.

@@ -34,6 +34,7 @@
 //! number of tenants and nothing else.
 
 mod entry;
+pub mod feed;
 mod follow;
 mod state;
 
@@ -43,12 +44,14 @@ use std::time::{Duration, Instant};
 use dezky_core::Id;
 use mongodb::bson::Timestamp;
 use mongodb::ClientSession;
+use tokio::sync::broadcast;
 
 pub use entry::{CachedTenant, EntryError};
 pub use follow::follow;
 pub use state::Lookup;
 
 use crate::pagination::{self, PageRequest};
+use feed::{FeedEvent, FeedItem, Position};
 use state::State;
 
 /// Longest time since MongoDB last answered the change stream for which the
@@ -63,6 +66,18 @@ pub enum Scope<'a> {
     All,
     /// Only these (a member's `tenantIds`, in any order, duplicates allowed).
     Members(&'a [Id]),
+}
+
+/// A watcher's start: the live feed from a point on, and the state there.
+pub struct Subscription {
+    /// Every item published after `snapshot` was taken.
+    pub receiver: broadcast::Receiver<FeedItem>,
+    /// Every tenant, as of `position`.
+    pub snapshot: Vec<Arc<CachedTenant>>,
+    pub position: Position,
+    /// The events after the requested position up to `position`, if the
+    /// feed still holds them (`None`: too old, or none was requested).
+    pub replay: Option<Vec<Arc<FeedEvent>>>,
 }
 
 /// Every tenant in its API shape, kept current by [`follow`].
@@ -124,6 +139,32 @@ impl TenantCache {
             // that starts after it is known to hold the state.
             None => state.invalidate(),
         }
+    }
+
+    /// The feed from now on, with the current state and, if `from` is
+    /// given and still in the feed's history, the events after it.
+    /// `Err` with a receiver while the cache is not synced: its next
+    /// [`FeedItem::Relisted`] says when to try again.
+    pub fn subscribe(
+        &self,
+        from: Option<Position>,
+    ) -> Result<Subscription, broadcast::Receiver<FeedItem>> {
+        let state = self.read();
+        let receiver = state.feed.subscribe();
+        let Some((snapshot, position)) = state.snapshot() else {
+            return Err(receiver);
+        };
+        Ok(Subscription {
+            receiver,
+            snapshot,
+            position,
+            replay: from.and_then(|from| state.feed.since(from)),
+        })
+    }
+
+    /// Every tenant and the feed position it is current at (`None`: unsynced).
+    pub fn snapshot(&self) -> Option<(Vec<Arc<CachedTenant>>, Position)> {
+        self.read().snapshot()
     }
 
     /// Whether lookups are answered from memory right now.

@@ -31,6 +31,7 @@ use std::time::Instant;
 use dezky_core::Id;
 use mongodb::bson::Timestamp;
 
+use super::feed::{ChangeKind, Feed, Position};
 use super::{CachedTenant, Scope, FRESH_FOR};
 
 /// What the cache knows about a key.
@@ -71,6 +72,8 @@ pub struct State {
     pins: HashMap<Id, Pin>,
     /// Bumped by every invalidation.
     epoch: u64,
+    /// What the view applied, for watchers.
+    pub feed: Feed,
 }
 
 struct View {
@@ -121,6 +124,7 @@ impl State {
         }
         self.pins.retain(|_, pin| pin.until > at);
         self.view = Some(view);
+        self.feed.relisted(at);
         true
     }
 
@@ -146,7 +150,8 @@ impl State {
         }
     }
 
-    /// Applies `change`, an event at cluster time `at` received at `now`.
+    /// Applies `change`, an event at cluster time `at` received at `now`,
+    /// and publishes what it changed in the feed.
     pub fn apply(&mut self, at: Timestamp, change: Change, now: Instant) {
         let Some(view) = &mut self.view else {
             return;
@@ -155,31 +160,46 @@ impl State {
         if at <= view.listed_at {
             return;
         }
-        match change {
-            Change::Insert(tenant) => {
-                if !view.by_id.contains_key(&tenant.id()) {
-                    view.put(Arc::new(tenant));
-                }
-            }
+        let position = self.feed.next_position(at);
+        self.feed.saw(position);
+        let published = match change {
+            Change::Insert(tenant) => match view.by_id.contains_key(&tenant.id()) {
+                true => None,
+                false => Some((ChangeKind::Added, view.put(Arc::new(tenant)))),
+            },
             Change::Update {
                 current: Some(tenant),
                 ..
             } => {
-                let older = view
-                    .by_id
-                    .get(&tenant.id())
-                    .is_some_and(|cached| cached.generation() > tenant.generation());
-                if !older {
-                    view.put(Arc::new(tenant));
-                }
+                let cached = view.by_id.get(&tenant.id());
+                let older = cached.is_some_and(|cached| cached.generation() > tenant.generation());
+                let same = cached.is_some_and(|cached| cached.same_json(&tenant));
+                let kind = match cached {
+                    Some(_) => ChangeKind::Modified,
+                    None => ChangeKind::Added,
+                };
+                (!older && !same).then(|| (kind, view.put(Arc::new(tenant))))
             }
-            Change::Update { id, current: None } | Change::Delete(id) => view.remove(id),
-        }
+            Change::Update { id, current: None } | Change::Delete(id) => {
+                view.remove(id).map(|old| (ChangeKind::Deleted, old))
+            }
+        };
         view.position = view.position.max(at);
-        let position = view.position;
-        if !self.pins.is_empty() {
-            self.pins.retain(|_, pin| pin.until > position);
+        let position_at = view.position;
+        if let Some((kind, tenant)) = published {
+            self.feed.publish(position, kind, tenant);
         }
+        if !self.pins.is_empty() {
+            self.pins.retain(|_, pin| pin.until > position_at);
+        }
+    }
+
+    /// Every cached tenant and the feed position they are current at, if
+    /// synced (fresh or not: a watcher waits out a quiet stream).
+    pub fn snapshot(&self) -> Option<(Vec<Arc<CachedTenant>>, Position)> {
+        let view = self.view.as_ref()?;
+        let position = self.feed.position()?;
+        Some((view.by_id.values().cloned().collect(), position))
     }
 
     /// This process wrote tenant `id` (`slug`) at cluster time `at`.
@@ -269,18 +289,21 @@ impl State {
 }
 
 impl View {
-    fn put(&mut self, tenant: Arc<CachedTenant>) {
+    /// Caches `tenant`; returns it.
+    fn put(&mut self, tenant: Arc<CachedTenant>) -> Arc<CachedTenant> {
         let (id, slug) = (tenant.id(), tenant.slug().clone());
-        if let Some(old) = self.by_id.insert(id, tenant) {
+        if let Some(old) = self.by_id.insert(id, tenant.clone()) {
             self.unindex(&old);
         }
         self.by_slug.insert(slug, id);
+        tenant
     }
 
-    fn remove(&mut self, id: Id) {
-        if let Some(old) = self.by_id.remove(&id) {
-            self.unindex(&old);
-        }
+    /// Forgets tenant `id`; returns its last entry.
+    fn remove(&mut self, id: Id) -> Option<Arc<CachedTenant>> {
+        let old = self.by_id.remove(&id)?;
+        self.unindex(&old);
+        Some(old)
     }
 
     /// Forgets `old`'s slug unless another tenant holds it by now.
@@ -292,7 +315,7 @@ impl View {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use dezky_core::model::Tenant;
@@ -300,7 +323,8 @@ mod tests {
     use super::*;
     use crate::tenant_cache::entry::tests::full_tenant;
 
-    fn ts(increment: u32) -> Timestamp {
+    /// A cluster time of the tests' second, `increment` within it.
+    pub(crate) fn ts(increment: u32) -> Timestamp {
         Timestamp {
             time: 1_700_000_000,
             increment,

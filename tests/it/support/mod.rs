@@ -5,5 +5,6 @@ pub mod api;
 pub mod fake;
 pub mod mongo;
 pub mod openapi;
+pub mod sse;
 pub mod tenants;
 pub mod wait;
