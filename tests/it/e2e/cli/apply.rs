@@ -11,13 +11,14 @@ use crate::e2e::harness::converged;
 
 #[tokio::test]
 async fn apply_a_directory_then_again_then_with_one_file_changed() {
+    let env = AdminCli::start().await;
     let AdminCli {
         stack,
-        serve: _serve,
         api,
         cli,
         dir,
-    } = AdminCli::start().await;
+        ..
+    } = &env;
     write(
         dir.path(),
         "acme.yaml",
@@ -107,13 +108,14 @@ async fn apply_a_directory_then_again_then_with_one_file_changed() {
 
 #[tokio::test]
 async fn dry_run_shows_changes_and_the_controllers_plan_and_changes_nothing() {
+    let env = AdminCli::start().await;
     let AdminCli {
         stack,
-        serve: _serve,
         api,
         cli,
         dir,
-    } = AdminCli::start().await;
+        ..
+    } = &env;
     let path = dir.path().to_str().expect("a UTF-8 path");
     write(
         dir.path(),
@@ -165,13 +167,8 @@ async fn dry_run_shows_changes_and_the_controllers_plan_and_changes_nothing() {
 
 #[tokio::test]
 async fn wait_returns_once_every_tenant_is_active() {
-    let AdminCli {
-        stack: _stack,
-        serve: _serve,
-        api,
-        cli,
-        dir,
-    } = AdminCli::start().await;
+    let env = AdminCli::start().await;
+    let AdminCli { api, cli, dir, .. } = &env;
     write(
         dir.path(),
         "acme.yaml",
@@ -204,13 +201,14 @@ async fn wait_returns_once_every_tenant_is_active() {
 
 #[tokio::test]
 async fn wait_fails_naming_the_system_that_errors_and_why() {
+    let env = AdminCli::start().await;
     let AdminCli {
         stack,
-        serve: _serve,
         api,
         cli,
         dir,
-    } = AdminCli::start().await;
+        ..
+    } = &env;
     write(
         dir.path(),
         "acme.yaml",
@@ -245,13 +243,8 @@ async fn wait_fails_naming_the_system_that_errors_and_why() {
 
 #[tokio::test]
 async fn errors_name_the_manifest_and_the_field_and_stop_nothing_else() {
-    let AdminCli {
-        stack: _stack,
-        serve: _serve,
-        api,
-        cli,
-        dir,
-    } = AdminCli::start().await;
+    let env = AdminCli::start().await;
+    let AdminCli { api, cli, dir, .. } = &env;
     let path = dir.path().to_str().expect("a UTF-8 path");
     let broken = format!(
         "{}---\n{}  colour: red\n",

@@ -19,13 +19,8 @@ fn cells(line: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn every_get_output_format_parses_back() {
-    let AdminCli {
-        stack: _stack,
-        serve: _serve,
-        api,
-        cli,
-        dir,
-    } = AdminCli::start().await;
+    let env = AdminCli::start().await;
+    let AdminCli { api, cli, dir, .. } = &env;
     write(
         dir.path(),
         "a.yaml",
@@ -129,13 +124,10 @@ async fn every_get_output_format_parses_back() {
 
 #[tokio::test]
 async fn describe_events_plan_reconcile_pause_resume_and_delete() {
+    let env = AdminCli::start().await;
     let AdminCli {
-        stack,
-        serve: _serve,
-        api,
-        cli,
-        dir: _dir,
-    } = AdminCli::start().await;
+        stack, api, cli, ..
+    } = &env;
     api.create_tenant("acme", "Acme Inc", &["acme.test"]).await;
     api.converged("acme").await;
 
@@ -229,13 +221,8 @@ async fn describe_events_plan_reconcile_pause_resume_and_delete() {
 
 #[tokio::test]
 async fn exit_codes_are_one_with_the_servers_message_and_two_for_usage() {
-    let AdminCli {
-        stack: _stack,
-        serve,
-        api: _api,
-        cli,
-        dir: _dir,
-    } = AdminCli::start().await;
+    let env = AdminCli::start().await;
+    let AdminCli { serve, cli, .. } = &env;
     let missing = cli.run(&["tenants", "get", "nope"]).await.expect_code(1);
     assert!(
         missing.stderr.contains("404 not_found"),
@@ -255,10 +242,10 @@ async fn exit_codes_are_one_with_the_servers_message_and_two_for_usage() {
     cli.run(&["tenants", "apply", "-f", "x", "--dry-run", "--wait"])
         .await
         .expect_code(2);
-    let anonymous = Cli::new(&serve, None);
+    let anonymous = Cli::new(serve, None);
     let run = anonymous.run(&["tenants", "get"]).await.expect_code(1);
     assert!(run.stderr.contains("not logged in"), "{}", run.stderr);
-    let forged = Cli::new(&serve, Some("not-a-jwt"));
+    let forged = Cli::new(serve, Some("not-a-jwt"));
     let run = forged.run(&["tenants", "get"]).await.expect_code(1);
     assert!(run.stderr.contains("401 unauthorized"), "{}", run.stderr);
 }
