@@ -122,7 +122,7 @@ impl AuthentikClient {
     /// the answer is re-checked anyway).
     pub async fn find_group_by_name(&self, name: &str) -> Result<Option<Group>, AuthentikError> {
         let groups = self
-            .list_groups(&[("name", name.to_owned())], |g| g.name == name)
+            .list_groups(&[("name", name.to_owned())], |g| (g.name == name).then_some(g))
             .await?;
         Ok(groups.into_iter().next())
     }
@@ -134,27 +134,38 @@ impl AuthentikClient {
         &self,
         wanted: &Map<String, Value>,
     ) -> Result<Vec<Group>, AuthentikError> {
+        self.map_groups_by_attributes(wanted, |group| group).await
+    }
+
+    /// [`AuthentikClient::find_groups_by_attributes`], keeping of each group
+    /// only what `keep` makes of it, page by page.
+    pub async fn map_groups_by_attributes<U>(
+        &self,
+        wanted: &Map<String, Value>,
+        mut keep: impl FnMut(Group) -> U,
+    ) -> Result<Vec<U>, AuthentikError> {
         let filter = Value::Object(wanted.clone()).to_string();
         self.list_groups(&[("attributes", filter)], |g| {
             wanted
                 .iter()
                 .all(|(key, value)| g.attributes.get(key) == Some(value))
+                .then(|| keep(g))
         })
         .await
     }
 
     /// Every group (all pages).
     pub async fn list_all_groups(&self) -> Result<Vec<Group>, AuthentikError> {
-        self.list_groups(&[], |_| true).await
+        self.list_groups(&[], Some).await
     }
 
-    /// `GET /core/groups/` with `filters`, following every page, keeping the
-    /// groups `keep` accepts.
-    async fn list_groups(
+    /// `GET /core/groups/` with `filters`, following every page, keeping
+    /// what `keep` makes of each group.
+    async fn list_groups<U>(
         &self,
         filters: &[(&str, String)],
-        keep: impl Fn(&Group) -> bool,
-    ) -> Result<Vec<Group>, AuthentikError> {
+        mut keep: impl FnMut(Group) -> Option<U>,
+    ) -> Result<Vec<U>, AuthentikError> {
         let mut found = Vec::new();
         let mut page = 1u64;
         loop {
@@ -171,7 +182,7 @@ impl AuthentikClient {
             }
             let response = self.call(Method::GET, url, None::<&()>).await?;
             let body: group::GroupPage = decode(response).await?;
-            found.extend(body.results.into_iter().filter(|g| keep(g)));
+            found.extend(body.results.into_iter().filter_map(&mut keep));
             let pagination = body.pagination;
             if pagination.next == 0 {
                 return Ok(found);

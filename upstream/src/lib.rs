@@ -4,6 +4,7 @@
 //! [`dezky_core::http::send`] (timeouts, metrics).
 
 pub mod authentik;
+mod json_list;
 pub mod ocis;
 pub mod oidc_token;
 pub mod stalwart;

@@ -16,6 +16,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::json_list::{self, ListError};
 use crate::oidc_token::{truncate, TokenError, TokenSource};
 
 /// Metrics label of oCIS calls.
@@ -366,23 +367,43 @@ impl OcisClient {
     /// included), reduced to [`DriveSummary`]: the rest of each entry is
     /// skipped, not parsed.
     pub async fn list_project_drive_summaries(&self) -> Result<Vec<DriveSummary>, OcisError> {
-        self.project_drives("/graph/v1.0/drives").await
+        self.project_drives("/graph/v1.0/drives", |summary| summary).await
     }
 
     /// Every project space with its grants in `root.permissions` in the
     /// unified form the permissions API uses (permission ids, role ids,
     /// `grantedToV2`): the v1beta1 drive list. The v1.0 list carries the
-    /// legacy form (`grantedToIdentities`, role names) instead.
-    pub async fn list_project_drives_with_grants(&self) -> Result<Vec<Drive>, OcisError> {
-        self.project_drives("/graph/v1beta1/drives").await
+    /// legacy form (`grantedToIdentities`, role names) instead. Each space
+    /// goes to `keep` as soon as it is parsed; only what `keep` makes of it
+    /// is retained.
+    pub async fn map_project_drives_with_grants<U: Send + 'static>(
+        &self,
+        keep: impl FnMut(Drive) -> U + Send + 'static,
+    ) -> Result<Vec<U>, OcisError> {
+        self.project_drives("/graph/v1beta1/drives", keep).await
     }
 
-    async fn project_drives<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, OcisError> {
+    /// The project spaces at `path`, parsed as the body arrives.
+    async fn project_drives<T, U>(
+        &self,
+        path: &str,
+        keep: impl FnMut(T) -> U + Send + 'static,
+    ) -> Result<Vec<U>, OcisError>
+    where
+        T: DeserializeOwned + 'static,
+        U: Send + 'static,
+    {
         let query = [("$filter", "driveType eq 'project'")];
         let call = Call::new(Method::GET, path.into()).query(&query);
-        // An empty list may come as a `null` body.
-        let list: Option<Collection<T>> = self.json(call).await?;
-        Ok(list.map(|c| c.value).unwrap_or_default())
+        let response = self.send(&call).await?;
+        json_list::collect(response, keep)
+            .await
+            .map_err(|error| match error {
+                ListError::Transport(e) => OcisError::Transport(e.into()),
+                ListError::Invalid(e) => {
+                    OcisError::InvalidResponse(format!("{} {}: {e}", call.method, call.path))
+                }
+            })
     }
 
     /// A space by id; `None` when unknown or purged (404).

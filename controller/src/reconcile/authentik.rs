@@ -24,7 +24,7 @@ use dezky_upstream::authentik::{AuthentikClient, AuthentikError, Group, GroupPat
 use serde_json::{Map, Value};
 
 use super::{Action, ActionKind, Mode, Outcome, Reconciler, SystemError};
-use crate::snapshot::{Indexed, Snapshot};
+use crate::snapshot::{Entry, Snapshot};
 
 /// Attribute key holding the tenant slug.
 pub const ATTR_TENANT_SLUG: &str = "dezky_tenant_slug";
@@ -41,31 +41,18 @@ pub struct AuthentikReconciler {
     /// Group names are `{group_prefix}{slug}` (default `tenant-`).
     group_prefix: String,
     /// Every group carrying `dezky_managed_by`, for resyncs.
-    snapshot: Arc<Snapshot<Group>>,
+    snapshot: Arc<Snapshot>,
 }
 
-impl Indexed for Group {
-    fn key(&self) -> String {
-        self.pk.clone()
-    }
-
-    fn owner(&self) -> Option<String> {
-        self.attributes
-            .get(ATTR_TENANT_ID)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    }
-
-    /// The name and the attributes the controller owns (the diff reads no
-    /// more); members, parents and foreign attributes are dropped.
-    fn compact(mut self) -> Self {
-        self.users = Vec::new();
-        self.parents = Vec::new();
-        self.attributes.retain(|key, _| {
-            [ATTR_TENANT_SLUG, ATTR_TENANT_ID, ATTR_MANAGED_BY].contains(&key.as_str())
-        });
-        self
-    }
+/// The snapshot entry of a group: keyed by its pk, owned by the tenant id
+/// it is marked for, fingerprinted by what [`diff`] reads (the name and the
+/// owned attribute keys); members, parents and foreign attributes are not
+/// kept.
+fn entry(group: &Group) -> Entry {
+    let owned = [ATTR_TENANT_SLUG, ATTR_TENANT_ID, ATTR_MANAGED_BY]
+        .map(|key| group.attributes.get(key).map(Value::to_string));
+    let owner = group.attributes.get(ATTR_TENANT_ID).and_then(Value::as_str);
+    Entry::new(&group.pk, owner, (&group.name, owned))
 }
 
 /// How the group was found; decides what an unmarked group means.
@@ -106,26 +93,31 @@ impl AuthentikReconciler {
     /// (at its stored id) in sync; `None` sends the pass upstream.
     async fn answer_from_snapshot(&self, tenant: &Tenant) -> Option<Outcome> {
         let tenant_id = tenant.id.to_string();
-        let group = self
-            .snapshot
+        let stored = tenant
+            .system_status(System::Authentik)
+            .and_then(|s| s.external_id.clone())?;
+        let name = self.desired_name(tenant);
+        let converged = entry(&Group {
+            pk: stored.clone(),
+            name: name.clone(),
+            is_superuser: false,
+            parents: Vec::new(),
+            users: Vec::new(),
+            attributes: owned_attributes(tenant).into_iter().collect(),
+        });
+        self.snapshot
             .lookup(
                 || async {
                     let mut managed = Map::new();
                     managed.insert(ATTR_MANAGED_BY.into(), MANAGED_BY.into());
-                    self.client.find_groups_by_attributes(&managed).await
+                    self.client
+                        .map_groups_by_attributes(&managed, |group| entry(&group))
+                        .await
                 },
-                |view| match view.owned_by(&tenant_id)[..] {
-                    [group] => Some(group.clone()),
-                    _ => None,
-                },
+                |view| view.holds_exactly(&tenant_id, &[converged]),
             )
-            .await??;
-        let stored = tenant
-            .system_status(System::Authentik)
-            .and_then(|s| s.external_id.as_deref());
-        let name = self.desired_name(tenant);
-        (stored == Some(group.pk.as_str()) && diff(&group, &name, tenant).0.is_empty())
-            .then(|| in_sync(&name, group))
+            .await?
+            .then(|| in_sync(&name, stored))
     }
 
     fn desired_name(&self, tenant: &Tenant) -> String {
@@ -182,8 +174,8 @@ impl AuthentikReconciler {
         };
         let (patch, changed) = diff(&group, &name, tenant);
         if patch.is_empty() {
-            self.snapshot.put(group.clone());
-            return Ok(in_sync(&name, group));
+            self.snapshot.put(entry(&group));
+            return Ok(in_sync(&name, group.pk));
         }
         let kind = if adopting {
             ActionKind::Adopt
@@ -203,7 +195,7 @@ impl AuthentikReconciler {
             .update_group(&group.pk, &patch)
             .await
             .map_err(into_system_error)?;
-        self.snapshot.put(updated);
+        self.snapshot.put(entry(&updated));
         let (reason, verb) = if adopting {
             ("Adopted", "adopted")
         } else {
@@ -242,7 +234,7 @@ impl AuthentikReconciler {
             .await
             .map_err(into_system_error)?;
         tracing::info!(tenant = %tenant.slug, group = %created.pk, "authentik group created");
-        self.snapshot.put(created.clone());
+        self.snapshot.put(entry(&created));
         Ok(
             Outcome::ok("Created", format!("group {name} ({}) created", created.pk))
                 .with_external_id(created.pk)
@@ -354,9 +346,8 @@ fn diff(group: &Group, name: &str, tenant: &Tenant) -> (GroupPatch, Vec<(String,
 }
 
 /// The outcome of a group that needs nothing.
-fn in_sync(name: &str, group: Group) -> Outcome {
-    Outcome::ok("InSync", format!("group {name} ({}) is in sync", group.pk))
-        .with_external_id(group.pk)
+fn in_sync(name: &str, pk: String) -> Outcome {
+    Outcome::ok("InSync", format!("group {name} ({pk}) is in sync")).with_external_id(pk)
 }
 
 /// The dry-run outcome of a pass that has `action` to do.

@@ -20,7 +20,7 @@ use dezky_upstream::ocis::{
 };
 
 use super::{Action, ActionKind, Mode, Outcome, Reconciler, SystemError};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Entry, Snapshot};
 
 /// Prefix of the ownership marker in a space's description.
 const MARKER_PREFIX: &str = "dezky tenant ";
@@ -66,7 +66,7 @@ pub struct OcisReconciler {
     client: Arc<OcisClient>,
     settings: OcisSettings,
     /// Every project space with its grants, for resyncs (see [`resync`]).
-    snapshot: Arc<Snapshot<Drive>>,
+    snapshot: Arc<Snapshot>,
     /// Lists confirming a space is missing, shared by concurrent passes.
     drive_lists: DriveLists,
 }
@@ -136,8 +136,16 @@ fn marker(slug: &str) -> String {
 
 /// `project/tenant-{slug}`.
 fn space_alias(slug: &str) -> String {
-    format!("project/tenant-{slug}")
+    format!("{ALIAS_PREFIX}{slug}")
 }
+
+/// The slug a space alias names, if it is a tenant's.
+fn space_slug(alias: &str) -> Option<&str> {
+    alias.strip_prefix(ALIAS_PREFIX)
+}
+
+/// What [`space_alias`] puts before the slug.
+const ALIAS_PREFIX: &str = "project/tenant-";
 
 /// The tenant name as oCIS accepts it: forbidden characters become spaces,
 /// whitespace runs collapse, trimmed, at most 255 characters; the slug if
@@ -216,8 +224,8 @@ struct Pass<'a> {
     tenant: &'a Tenant,
     mode: Mode,
     actions: Vec<Action>,
-    /// The space as an applied pass left it (for the snapshot).
-    converged: Option<Drive>,
+    /// The snapshot entry of the space as an applied pass left it.
+    converged: Option<Entry>,
     /// Project-drive lists shared with concurrent passes.
     drive_lists: &'a DriveLists,
 }
@@ -440,7 +448,7 @@ impl Pass<'_> {
             self.ensure_access(&drive.id, &desired.group).await?
         };
         if self.mode.may_write() && matches!(access, Access::Granted) {
-            self.converged = Some(resync::converged(drive.clone(), &desired, self.settings));
+            self.converged = Some(resync::converged(&drive.id, &desired));
         }
         Ok(self.outcome(Some(drive.id), access))
     }
@@ -561,8 +569,8 @@ impl Reconciler for OcisReconciler {
         let mut pass = self.pass(tenant, mode);
         match pass.reconcile().await {
             Ok(outcome) => {
-                if let Some(drive) = pass.converged.take() {
-                    self.snapshot.put(drive);
+                if let Some(entry) = pass.converged.take() {
+                    self.snapshot.put(entry);
                 }
                 Ok(outcome)
             }

@@ -27,7 +27,7 @@ use dezky_upstream::stalwart::{
 };
 
 use super::{Action, ActionKind, Mode, Outcome, Reconciler, SystemError};
-use crate::snapshot::{Indexed, Snapshot};
+use crate::snapshot::{Entry, Snapshot};
 
 /// Prefix of the ownership marker in a domain's `description`.
 const MARKER_PREFIX: &str = "dezky tenant ";
@@ -57,18 +57,32 @@ pub struct StalwartReconciler {
     client: StalwartClient,
     settings: StalwartSettings,
     /// Every domain on the server, by name, for resyncs.
-    snapshot: Arc<Snapshot<Domain>>,
+    snapshot: Arc<Snapshot>,
 }
 
-impl Indexed for Domain {
-    fn key(&self) -> String {
-        self.name.clone()
-    }
+/// The snapshot entry of a domain: keyed by its name, owned by the marker
+/// in its description, fingerprinted by what the plan reads of it.
+fn entry(domain: &Domain) -> Entry {
+    let owner = domain
+        .description
+        .as_deref()
+        .filter(|d| d.starts_with(MARKER_PREFIX));
+    Entry::new(
+        &domain.name,
+        owner,
+        (&domain.id, domain.is_enabled, &domain.description),
+    )
+}
 
-    fn owner(&self) -> Option<String> {
-        self.description
-            .clone()
-            .filter(|d| d.starts_with(MARKER_PREFIX))
+/// A domain as an applied pass leaves it: enabled and marked.
+fn converged(name: &str, id: &str, marker: &str) -> Domain {
+    Domain {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        aliases: None,
+        is_enabled: true,
+        description: Some(marker.to_owned()),
+        member_tenant_id: None,
     }
 }
 
@@ -83,39 +97,35 @@ impl StalwartReconciler {
         }
     }
 
-    /// The resync answer from the snapshot: the direct pass's own diff over
-    /// the listed domains, used only when it finds nothing to do and the
-    /// stored ids match; `None` sends the pass upstream.
+    /// The resync answer from the snapshot: "in sync" only when the domains
+    /// marked for the tenant are exactly the desired ones, each enabled at
+    /// its stored id; `None` sends the pass upstream.
     async fn answer_from_snapshot(&self, tenant: &Tenant, desired: &[String]) -> Option<Outcome> {
         let marker = marker(&tenant.slug);
-        let observed = self
+        let known = Self::known_ids(tenant);
+        if known.len() != desired.len() {
+            return None;
+        }
+        let ids: BTreeMap<String, String> = desired.iter().cloned().zip(known).collect();
+        let expected: Vec<Entry> = ids
+            .iter()
+            .map(|(name, id)| entry(&converged(name, id, &marker)))
+            .collect();
+        let in_sync = self
             .snapshot
             .lookup(
-                || self.client.list_domains(),
-                |view| Observed {
-                    named: desired
-                        .iter()
-                        .filter_map(|name| view.get(name).map(|d| (name.clone(), d.clone())))
-                        .collect(),
-                    marked: view
-                        .owned_by(&marker)
-                        .into_iter()
-                        .map(|d| (d.id.clone(), d.clone()))
-                        .collect(),
+                || async {
+                    let domains = self.client.list_domains().await?;
+                    Ok::<_, StalwartError>(domains.iter().map(entry).collect())
                 },
+                |view| view.holds_exactly(&marker, &expected),
             )
             .await?;
-        let known = Self::known_ids(tenant);
-        let plan = self.plan(desired, &marker, &known, &observed);
-        let listed: Vec<&String> = desired.iter().filter_map(|n| plan.ids.get(n)).collect();
-        if !plan.set.is_empty()
-            || !plan.conflicts.is_empty()
-            || listed != known.iter().collect::<Vec<_>>()
-        {
+        if !in_sync {
             return None;
         }
         let pass = Pass {
-            ids: plan.ids,
+            ids,
             ..Pass::default()
         };
         outcome(pass, desired, false).ok()
@@ -123,23 +133,13 @@ impl StalwartReconciler {
 
     /// Records what a successful applied pass left upstream: each desired
     /// domain enabled and marked, no other domain marked for the tenant.
-    fn remember(&self, tenant: &Tenant, desired: &[String], ids: &BTreeMap<String, String>) {
+    fn remember(&self, tenant: &Tenant, ids: &BTreeMap<String, String>) {
         let marker = marker(&tenant.slug);
-        for name in self.snapshot.owned_keys(&marker) {
-            if !desired.contains(&name) {
-                self.snapshot.remove(&name);
-            }
-        }
-        for (name, id) in ids {
-            self.snapshot.put(Domain {
-                id: id.clone(),
-                name: name.clone(),
-                aliases: None,
-                is_enabled: true,
-                description: Some(marker.clone()),
-                member_tenant_id: None,
-            });
-        }
+        let entries = ids
+            .iter()
+            .map(|(name, id)| entry(&converged(name, id, &marker)))
+            .collect();
+        self.snapshot.replace_owned(&marker, entries);
     }
 }
 
@@ -662,7 +662,7 @@ impl Reconciler for StalwartReconciler {
         let ids = pass.ids.clone();
         let outcome = outcome(pass, &desired, false)?;
         if mode.may_write() {
-            self.remember(tenant, &desired, &ids);
+            self.remember(tenant, &ids);
         }
         Ok(outcome)
     }
@@ -679,7 +679,7 @@ impl Reconciler for StalwartReconciler {
         let pass = self.run(tenant, &[], mode).await?;
         let outcome = outcome(pass, &[], true)?;
         if mode.may_write() {
-            self.remember(tenant, &[], &BTreeMap::new());
+            self.remember(tenant, &BTreeMap::new());
         }
         Ok(outcome)
     }

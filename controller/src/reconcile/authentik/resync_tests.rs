@@ -138,7 +138,7 @@ async fn a_tenant_without_a_stored_id_is_observed_directly() {
 }
 
 #[tokio::test]
-async fn the_snapshot_keeps_only_what_the_diff_reads_and_still_answers_in_sync() {
+async fn foreign_attributes_do_not_change_the_entry_and_still_answer_in_sync() {
     let sim = sim().await;
     let r = reconciler_with_age(&sim, Duration::from_secs(300));
     let mut t = tenant("compact");
@@ -149,21 +149,38 @@ async fn the_snapshot_keeps_only_what_the_diff_reads_and_still_answers_in_sync()
     sim.set_attributes(group.pk, attributes)
         .expect("foreign attribute set out of band");
 
-    let (outcome, _, writes) = counted(&sim, resync(&r, &mut t)).await;
-    assert_eq!((outcome.reason.as_str(), writes), ("InSync", 0));
-    let kept = r
-        .snapshot
-        .lookup(
-            || async { Ok::<Vec<Group>, AuthentikError>(Vec::new()) },
-            |view| view.get(&group.pk.to_string()).cloned(),
-        )
-        .await
-        .flatten()
-        .expect("listed");
-    assert!(kept.users.is_empty() && kept.parents.is_empty());
-    let mut keys: Vec<&str> = kept.attributes.keys().map(String::as_str).collect();
-    keys.sort_unstable();
-    assert_eq!(keys, [ATTR_MANAGED_BY, ATTR_TENANT_ID, ATTR_TENANT_SLUG]);
+    let (outcome, requests, writes) = counted(&sim, resync(&r, &mut t)).await;
+    assert_eq!(
+        (outcome.reason.as_str(), requests, writes),
+        ("InSync", 1, 0),
+        "one list, answered in sync from it"
+    );
     let upstream = sim.group(group.pk).expect("still there");
     assert_eq!(upstream.attributes["operator_note"], "kept upstream");
+}
+
+#[test]
+fn an_entry_reads_only_the_name_and_the_owned_attributes() {
+    let t = tenant("entry");
+    let group = Group {
+        pk: "7f1c".into(),
+        name: format!("{PREFIX}entry"),
+        is_superuser: false,
+        parents: Vec::new(),
+        users: Vec::new(),
+        attributes: owned_attributes(&t).into_iter().collect(),
+    };
+    let mut busy = group.clone();
+    busy.users = vec![1, 2, 3];
+    busy.parents = vec!["parent".into()];
+    busy.attributes.insert("operator_note".into(), "x".into());
+    assert_eq!(entry(&busy), entry(&group));
+    let mut renamed = group.clone();
+    renamed.name.push('x');
+    let mut remarked = group.clone();
+    remarked
+        .attributes
+        .insert(ATTR_TENANT_SLUG.into(), "other".into());
+    assert_ne!(entry(&renamed), entry(&group));
+    assert_ne!(entry(&remarked), entry(&group));
 }

@@ -8,62 +8,69 @@
 //! holds exactly the configured role; anything else runs the direct pass,
 //! which reads the space and its grants before it writes.
 
-use dezky_core::model::Tenant;
-use dezky_upstream::ocis::{Drive, DriveRoot, GrantedTo, Identity, Permission, Quota};
+use dezky_core::model::{group_name, Tenant};
+use dezky_upstream::ocis::Drive;
 
-use super::{stored_drive_id, Access, Desired, OcisReconciler, OcisSettings};
+use super::{space_slug, stored_drive_id, Access, Desired, OcisReconciler};
 use crate::reconcile::{Mode, Outcome};
-use crate::snapshot::Indexed;
+use crate::snapshot::Entry;
 
-impl Indexed for Drive {
-    fn key(&self) -> String {
-        self.id.clone()
-    }
+/// What the snapshot compares of a space: name, description, quota total,
+/// whether it is trashed, and whether the tenant's group holds exactly the
+/// configured role.
+type Fingerprint<'a> = (&'a str, &'a str, u64, bool, bool);
 
-    /// A space belongs to the tenant its alias names.
-    fn owner(&self) -> Option<String> {
-        self.drive_alias.clone()
-    }
+/// The snapshot entry of a listed space: keyed by its id, owned by its alias;
+/// the tenant group is the one its alias names. Users' and other groups'
+/// grants are not kept.
+pub(super) fn entry(drive: &Drive, group_prefix: &str, role: &str) -> Entry {
+    let alias = drive.drive_alias.as_deref();
+    let granted = alias
+        .and_then(space_slug)
+        .is_some_and(|slug| granted(drive, &group_name(group_prefix, slug), role));
+    let fingerprint: Fingerprint = (
+        &drive.name,
+        drive.description.as_deref().unwrap_or_default(),
+        drive.quota_total(),
+        drive.is_trashed(),
+        granted,
+    );
+    Entry::new(&drive.id, alias, fingerprint)
+}
 
-    /// The fields the diff and [`granted`] read: users' grants, the root
-    /// id and the drive type are dropped.
-    fn compact(mut self) -> Self {
-        self.drive_type = None;
-        if let Some(root) = self.root.as_mut() {
-            root.id = None;
-            root.permissions.retain(|p| p.id.starts_with("g:"));
-        }
-        self
-    }
+/// The entry of the space `id` as an applied pass leaves it: the desired
+/// fields, enabled, the group holding the role.
+pub(super) fn converged(id: &str, desired: &Desired) -> Entry {
+    let fingerprint: Fingerprint = (&desired.name, &desired.description, desired.quota, false, true);
+    Entry::new(id, Some(&desired.alias), fingerprint)
 }
 
 impl OcisReconciler {
-    /// The resync answer from the snapshot; `None` sends the pass upstream.
+    /// The resync answer from the snapshot: "in sync" only when the one space
+    /// with the tenant's alias is the stored one, in its converged form;
+    /// `None` sends the pass upstream.
     pub(super) async fn answer_from_snapshot(&self, tenant: &Tenant) -> Option<Outcome> {
         let desired = Desired::of(tenant, &self.settings).ok()?;
-        let drive = self
+        let stored = stored_drive_id(tenant)?;
+        let expected = converged(stored, &desired);
+        let (prefix, role) = (
+            self.settings.group_prefix.clone(),
+            self.settings.group_role_id.clone(),
+        );
+        let in_sync = self
             .snapshot
             .lookup(
-                || self.client.list_project_drives_with_grants(),
-                |view| match view.owned_by(&desired.alias)[..] {
-                    [drive] => Some(drive.clone()),
-                    _ => None,
+                || {
+                    self.client
+                        .map_project_drives_with_grants(move |drive| entry(&drive, &prefix, &role))
                 },
+                |view| view.holds_exactly(&desired.alias, &[expected]),
             )
-            .await??;
-        if stored_drive_id(tenant) != Some(drive.id.as_str())
-            || drive.is_trashed()
-            || drive.description.as_deref() != Some(desired.description.as_str())
-            || !granted(&drive, &desired.group, &self.settings.group_role_id)
-        {
-            return None;
-        }
-        // The direct pass's own diff, as a dry run: it writes nothing.
-        let mut pass = self.pass(tenant, Mode::DryRun);
-        pass.update(&drive, &desired, false).await.ok()?;
-        pass.actions
-            .is_empty()
-            .then(|| pass.outcome(Some(drive.id), Access::Granted))
+            .await?;
+        in_sync.then(|| {
+            self.pass(tenant, Mode::DryRun)
+                .outcome(Some(stored.to_owned()), Access::Granted)
+        })
     }
 }
 
@@ -74,44 +81,4 @@ fn granted(drive: &Drive, group: &str, role: &str) -> bool {
             .iter()
             .any(|p| p.id.starts_with("g:") && p.group_name() == Some(group) && p.roles == [role])
     })
-}
-
-/// The space as an applied pass left it, as far as [`granted`] and the
-/// diff read it: desired fields, enabled, the group holding the role.
-pub(super) fn converged(drive: Drive, desired: &Desired, settings: &OcisSettings) -> Drive {
-    let root = drive.root.unwrap_or(DriveRoot {
-        id: None,
-        deleted: None,
-        permissions: Vec::new(),
-    });
-    let mut permissions: Vec<Permission> = root
-        .permissions
-        .into_iter()
-        .filter(|p| p.group_name() != Some(desired.group.as_str()))
-        .collect();
-    permissions.push(Permission {
-        id: format!("g:{}", desired.group),
-        roles: vec![settings.group_role_id.clone()],
-        granted_to_v2: Some(GrantedTo {
-            group: Some(Identity {
-                id: desired.group.clone(),
-                display_name: Some(desired.group.clone()),
-            }),
-            user: None,
-        }),
-    });
-    Drive {
-        name: desired.name.clone(),
-        description: Some(desired.description.clone()),
-        quota: Some(Quota {
-            total: Some(desired.quota),
-            used: drive.quota.and_then(|q| q.used),
-        }),
-        root: Some(DriveRoot {
-            deleted: None,
-            permissions,
-            ..root
-        }),
-        ..drive
-    }
 }
