@@ -1,7 +1,7 @@
 //! The upstream guard between real clients and a simulator over HTTP: a
 //! `Retry-After` pauses every caller, an outage costs about one request per
-//! breaker interval however many callers there are, and the token bucket
-//! caps the rate.
+//! breaker interval however many callers there are, the token bucket caps
+//! the rate, and the requests in flight are capped.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,11 +12,15 @@ use dezky_upstream::authentik::{AuthentikClient, AuthentikError};
 use reqwest::StatusCode;
 
 async fn setup(limit: Option<RateLimit>) -> (AuthentikSim, AuthentikClient) {
+    setup_with(UpstreamGuard::new("authentik", limit)).await
+}
+
+async fn setup_with(guard: UpstreamGuard) -> (AuthentikSim, AuthentikClient) {
     let sim = AuthentikSim::start(AuthentikSimOptions::default())
         .await
         .expect("start simulator");
     let http = dezky_core::http::client(None, Duration::from_secs(5)).expect("http client");
-    let guard = Arc::new(UpstreamGuard::new("authentik", limit));
+    let guard = Arc::new(guard);
     let client = AuthentikClient::new(http, &sim.url(), sim.api_token())
         .expect("client")
         .with_guard(guard);
@@ -123,4 +127,28 @@ async fn the_token_bucket_caps_the_request_rate() {
         started.elapsed()
     );
     assert_eq!(sim.faults().requests(), 21);
+}
+
+#[tokio::test]
+async fn requests_in_flight_never_exceed_the_cap() {
+    let (sim, client) =
+        setup_with(UpstreamGuard::unlimited("authentik").with_max_in_flight(2)).await;
+    let held = Duration::from_millis(100);
+    sim.faults().set_latency(held);
+    let started = Instant::now();
+    let callers: Vec<_> = (0..6)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get_group(PK).await })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.expect("caller").expect("answered"), None);
+    }
+    assert!(
+        started.elapsed() >= held * 3,
+        "6 requests held {held:?} each, 2 at a time, need 3 rounds; took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(sim.faults().requests(), 6);
 }

@@ -3,6 +3,9 @@
 //!
 //! - a token bucket (`governor`) caps the request rate (`*_QPS`, `*_BURST`);
 //!   a request waits for its token;
+//! - at most [`MAX_IN_FLIGHT`] requests are in flight at once (a request
+//!   waits for a slot), so a burst of parallel passes never opens hundreds
+//!   of connections, each with its buffers, even with the rate unlimited;
 //! - `429`, or `503` with `Retry-After`, pauses the upstream for everyone for
 //!   that long (at most [`MAX_PAUSE`]); while paused a request fails at once,
 //!   without being sent;
@@ -25,6 +28,9 @@ use super::breaker::{Admission, Breaker, THRESHOLD};
 
 /// Longest pause a `Retry-After` can impose.
 pub const MAX_PAUSE: Duration = Duration::from_secs(300);
+
+/// Requests in flight to one upstream at most (sent, answer not yet in).
+pub const MAX_IN_FLIGHT: usize = 64;
 
 /// Pause after a `429` that names no `Retry-After`.
 pub const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
@@ -83,6 +89,8 @@ pub struct UpstreamGuard {
     /// Metrics label and name in messages.
     system: &'static str,
     limiter: Option<DefaultDirectRateLimiter>,
+    /// One permit per request in flight.
+    in_flight: tokio::sync::Semaphore,
     state: Mutex<State>,
 }
 
@@ -105,11 +113,18 @@ impl UpstreamGuard {
         UpstreamGuard {
             system,
             limiter,
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
             state: Mutex::new(State {
                 paused: None,
                 breaker: Breaker::default(),
             }),
         }
+    }
+
+    /// This guard with at most `requests` in flight instead of [`MAX_IN_FLIGHT`].
+    pub fn with_max_in_flight(mut self, requests: usize) -> Self {
+        self.in_flight = tokio::sync::Semaphore::new(requests.max(1));
+        self
     }
 
     /// A guard without a rate limit.
@@ -138,14 +153,16 @@ impl UpstreamGuard {
             guard: self,
             armed: admission == Admission::Probe,
         };
+        // The semaphore is never closed, so acquiring only waits.
+        let _slot = self.in_flight.acquire().await.ok();
         if let Some(limiter) = &self.limiter {
             let started = std::time::Instant::now();
             limiter.until_ready().await;
             metrics::histogram!("upstream_throttle_wait_seconds", "system" => self.system)
                 .record(started.elapsed().as_secs_f64());
-            // A pause may have begun while this request waited.
-            self.check_pause(Instant::now())?;
         }
+        // A pause may have begun while this request waited.
+        self.check_pause(Instant::now())?;
         let result = super::send(self.system, request).await;
         probe.armed = false;
         self.settle(&result);

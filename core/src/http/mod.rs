@@ -9,7 +9,9 @@ mod breaker;
 mod guard;
 
 pub use breaker::{CircuitState, OPEN_FOR, THRESHOLD};
-pub use guard::{pause_of, RateLimit, SendError, UpstreamGuard, DEFAULT_PAUSE, MAX_PAUSE};
+pub use guard::{
+    pause_of, RateLimit, SendError, UpstreamGuard, DEFAULT_PAUSE, MAX_IN_FLIGHT, MAX_PAUSE,
+};
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -33,6 +35,12 @@ pub enum HttpClientError {
     Build(#[from] reqwest::Error),
 }
 
+/// Idle keep-alive connections kept per upstream host. Each holds a socket
+/// and an 8 KiB read buffer; the per-upstream rate limits keep the requests
+/// in flight far below this, while a burst of parallel passes once left
+/// close to a thousand idle connections behind (7.7 MB at 10,000 tenants).
+const IDLE_CONNECTIONS_PER_HOST: usize = 64;
+
 /// Builds the shared outbound client. `extra_ca` is a PEM bundle whose
 /// certificates are trusted in addition to the built-in roots.
 pub fn client(
@@ -43,6 +51,7 @@ pub fn client(
         .use_rustls_tls()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .pool_max_idle_per_host(IDLE_CONNECTIONS_PER_HOST)
         .user_agent(concat!("dezky-provisioner/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = extra_ca {
         let pem = std::fs::read(path).map_err(|source| HttpClientError::ReadCa {
