@@ -1,5 +1,7 @@
 //! Logs (tracing; text or JSON lines) and the Prometheus recorder.
 
+use std::time::Duration;
+
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
@@ -27,12 +29,26 @@ pub fn init_logging(format: LogFormat, default_filter: &str) {
     }
 }
 
-/// Installs the global metrics recorder and returns the handle `/metrics` renders.
+/// How often histogram samples are folded into their buckets (the
+/// exporter's own default): without it every sample is kept until the next
+/// scrape of `/metrics`, so memory grows with traffic when nobody scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Installs the global metrics recorder, starts its upkeep, and returns the
+/// handle `/metrics` renders. Runs inside the tokio runtime.
 pub fn init_metrics() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets(&[
             0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
         ])?
         .install_recorder()?;
+    let upkept = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_EVERY);
+        loop {
+            every.tick().await;
+            upkept.run_upkeep();
+        }
+    });
     Ok(handle)
 }
