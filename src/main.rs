@@ -10,6 +10,7 @@ mod demo;
 mod run;
 mod simulate;
 mod telemetry;
+mod trim;
 mod upstreams;
 
 use std::process::ExitCode;
@@ -43,6 +44,7 @@ async fn server(command: ServerCommand, log: LogArgs) -> anyhow::Result<()> {
     };
     telemetry::init_logging(log.log_format, default_log);
     let prometheus = telemetry::init_metrics()?;
+    trim::spawn();
     match command {
         ServerCommand::Serve(args) => run::serve(args, prometheus).await,
         ServerCommand::Api(args) => run::api(args, prometheus).await,
