@@ -420,7 +420,12 @@ mod tests {
                                 obj("c", "t2", 1),
                             ])
                         },
-                        |view| (view.get("a"), view.holds_exactly("t2", &[obj("d", "t2", 1)])),
+                        |view| {
+                            (
+                                view.get("a"),
+                                view.holds_exactly("t2", &[obj("d", "t2", 1)]),
+                            )
+                        },
                     )
                     .await
             }

@@ -122,7 +122,9 @@ impl AuthentikClient {
     /// the answer is re-checked anyway).
     pub async fn find_group_by_name(&self, name: &str) -> Result<Option<Group>, AuthentikError> {
         let groups = self
-            .list_groups(&[("name", name.to_owned())], |g| (g.name == name).then_some(g))
+            .list_groups(&[("name", name.to_owned())], |g| {
+                (g.name == name).then_some(g)
+            })
             .await?;
         Ok(groups.into_iter().next())
     }

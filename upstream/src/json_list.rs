@@ -27,7 +27,10 @@ pub(crate) enum ListError {
 /// Parses `response`'s body as a collection of `T`, handing each element to
 /// `keep`. An empty or `null` body is an empty collection; keys other than
 /// `value` are skipped unparsed.
-pub(crate) async fn collect<T, U, F>(response: reqwest::Response, keep: F) -> Result<Vec<U>, ListError>
+pub(crate) async fn collect<T, U, F>(
+    response: reqwest::Response,
+    keep: F,
+) -> Result<Vec<U>, ListError>
 where
     T: DeserializeOwned + 'static,
     U: Send + 'static,
@@ -44,12 +47,12 @@ where
     let parsed = tokio::task::spawn_blocking(move || parse(reader, keep))
         .await
         .map_err(|e| ListError::Invalid(format!("parsing stopped: {e}")))?;
-    parsed.map_err(|error| {
-        match failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    parsed.map_err(
+        |error| match failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
             Some(transport) => ListError::Transport(transport),
             None => ListError::Invalid(error.to_string()),
-        }
-    })
+        },
+    )
 }
 
 fn parse<T: DeserializeOwned, U>(
@@ -172,13 +175,22 @@ mod tests {
     #[test]
     fn an_empty_or_null_body_or_a_missing_value_is_an_empty_list() {
         for body in ["", " \n ", "null", "{}", " {\"other\": 1} "] {
-            assert_eq!(lengths(body).expect("parses"), Vec::<usize>::new(), "{body:?}");
+            assert_eq!(
+                lengths(body).expect("parses"),
+                Vec::<usize>::new(),
+                "{body:?}"
+            );
         }
     }
 
     #[test]
     fn a_malformed_or_truncated_body_is_an_error() {
-        for body in [r#"{"value": ["a", 1]}"#, r#"{"value": ["a""#, "[]", r#"{"value": []} x"#] {
+        for body in [
+            r#"{"value": ["a", 1]}"#,
+            r#"{"value": ["a""#,
+            "[]",
+            r#"{"value": []} x"#,
+        ] {
             assert!(lengths(body).is_err(), "{body:?}");
         }
     }

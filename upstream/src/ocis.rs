@@ -367,7 +367,8 @@ impl OcisClient {
     /// included), reduced to [`DriveSummary`]: the rest of each entry is
     /// skipped, not parsed.
     pub async fn list_project_drive_summaries(&self) -> Result<Vec<DriveSummary>, OcisError> {
-        self.project_drives("/graph/v1.0/drives", |summary| summary).await
+        self.project_drives("/graph/v1.0/drives", |summary| summary)
+            .await
     }
 
     /// Every project space with its grants in `root.permissions` in the

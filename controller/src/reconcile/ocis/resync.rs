@@ -41,7 +41,13 @@ pub(super) fn entry(drive: &Drive, group_prefix: &str, role: &str) -> Entry {
 /// The entry of the space `id` as an applied pass leaves it: the desired
 /// fields, enabled, the group holding the role.
 pub(super) fn converged(id: &str, desired: &Desired) -> Entry {
-    let fingerprint: Fingerprint = (&desired.name, &desired.description, desired.quota, false, true);
+    let fingerprint: Fingerprint = (
+        &desired.name,
+        &desired.description,
+        desired.quota,
+        false,
+        true,
+    );
     Entry::new(id, Some(&desired.alias), fingerprint)
 }
 
