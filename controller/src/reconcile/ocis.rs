@@ -349,10 +349,21 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// Gives the tenant's group the configured role on the space.
-    async fn ensure_access(&mut self, drive_id: &str, group: &str) -> Result<Access, Failure> {
+    /// Gives the tenant's group the configured role on the space. A space
+    /// this pass `created` has no group grant yet (its creator is its only
+    /// member), so its grants are not read; a concurrent grant shows as 409.
+    async fn ensure_access(
+        &mut self,
+        drive_id: &str,
+        group: &str,
+        created: bool,
+    ) -> Result<Access, Failure> {
         let role = self.settings.group_role_id.as_str();
-        let grants = self.client.permissions(drive_id).await?;
+        let grants = if created {
+            Vec::new()
+        } else {
+            self.client.permissions(drive_id).await?
+        };
         let by_name = grants
             .iter()
             .find(|p| p.id.starts_with("g:") && p.group_name() == Some(group));
@@ -425,14 +436,14 @@ impl Pass<'_> {
 
     async fn reconcile(&mut self) -> Result<Outcome, Failure> {
         let desired = Desired::of(self.tenant, self.settings)?;
-        let (drive, adopting) = match self.find().await? {
-            Found::ById(drive) => (Some(drive), false),
+        let (drive, adopting, created) = match self.find().await? {
+            Found::ById(drive) => (Some(drive), false, false),
             Found::ByAlias(drive) => {
                 self.check_owner(&drive)?;
                 let adopting = drive.description.as_deref() != Some(desired.description.as_str());
-                (Some(drive), adopting)
+                (Some(drive), adopting, false)
             }
-            Found::Missing => (self.create(&desired).await?, false),
+            Found::Missing => (self.create(&desired).await?, false, true),
         };
         let Some(mut drive) = drive else {
             return Ok(self.outcome(None, Access::Unknown));
@@ -445,7 +456,8 @@ impl Pass<'_> {
         let access = if trashed && !self.mode.may_write() {
             Access::Unknown
         } else {
-            self.ensure_access(&drive.id, &desired.group).await?
+            self.ensure_access(&drive.id, &desired.group, created)
+                .await?
         };
         if self.mode.may_write() && matches!(access, Access::Granted) {
             self.converged = Some(resync::converged(&drive.id, &desired));

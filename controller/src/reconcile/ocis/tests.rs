@@ -148,6 +148,24 @@ async fn creates_one_marked_space_with_plan_quota_and_group_editor_grant() {
 }
 
 #[tokio::test]
+async fn a_space_the_pass_created_is_granted_without_reading_its_grants() {
+    let env = env().await;
+    env.ocis.create_group("tenant-acme");
+    let mut acme = tenant("acme", "Acme", "team");
+    assert_eq!(env.pass(&mut acme).await.reason, "Created");
+    let route = "/graph/v1beta1/drives/{id}/root/permissions";
+    assert_eq!(env.ocis.recorder().count("GET", route), 0);
+    let space = env.space(&acme);
+    assert_eq!(
+        env.group_role(&space.id, "tenant-acme"),
+        Some(vec![roles::SPACE_EDITOR.to_string()])
+    );
+    // A later pass of the existing space does read them.
+    env.pass(&mut acme).await;
+    assert_eq!(env.ocis.recorder().count("GET", route), 1);
+}
+
+#[tokio::test]
 async fn a_crash_between_create_and_status_write_never_makes_a_second_space() {
     let env = env().await;
     env.ocis.create_group("tenant-acme");
