@@ -7,6 +7,7 @@
 mod config;
 mod database;
 mod demo;
+mod periodic;
 mod run;
 mod simulate;
 mod telemetry;

@@ -43,12 +43,6 @@ pub fn init_metrics() -> anyhow::Result<PrometheusHandle> {
         ])?
         .install_recorder()?;
     let upkept = handle.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(UPKEEP_EVERY);
-        loop {
-            every.tick().await;
-            upkept.run_upkeep();
-        }
-    });
+    crate::periodic::spawn_every(UPKEEP_EVERY, move || upkept.run_upkeep());
     Ok(handle)
 }

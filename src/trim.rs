@@ -14,17 +14,9 @@ const EVERY: Duration = Duration::from_secs(5);
 /// Starts the periodic trim (glibc only; elsewhere nothing to do). Runs
 /// inside the tokio runtime.
 pub fn spawn() {
-    if !cfg!(all(target_os = "linux", target_env = "gnu")) {
-        return;
+    if cfg!(all(target_os = "linux", target_env = "gnu")) {
+        crate::periodic::spawn_every(EVERY, release);
     }
-    tokio::spawn(async {
-        let mut every = tokio::time::interval(EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            let _ = tokio::task::spawn_blocking(release).await;
-        }
-    });
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -108,7 +108,17 @@ pub fn spawn_controller(
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_provisioner"))
+    // `BENCH_WRAP=heaptrack` (any command that runs its arguments) profiles
+    // the measured process; its RSS figure then is the wrapper's.
+    let mut command = match std::env::var("BENCH_WRAP") {
+        Ok(wrapper) if !wrapper.is_empty() => {
+            let mut c = Command::new(wrapper);
+            c.arg(env!("CARGO_BIN_EXE_provisioner"));
+            c
+        }
+        _ => Command::new(env!("CARGO_BIN_EXE_provisioner")),
+    };
+    let child = command
         .arg("controller")
         .env("MONGODB_URI", mongo::uri())
         .env("MONGODB_DB", db)

@@ -153,7 +153,7 @@ pub async fn insert_and_converge(store: &Store, count: usize, prefix: &str) -> (
                     "active",
                 ] } },
             ],
-        } }])
+        } }, doc! { "$project": { "operationType": 1, "documentKey": 1 } }])
         .await
         .expect("open a change stream on tenants");
     let started = Instant::now();
@@ -261,11 +261,12 @@ fn per_tenant(t: Traffic, count: usize) -> String {
     let n = count.max(1) as f64;
     let f = |(all, writes): (u64, u64)| format!("{:.1} ({:.1})", all as f64 / n, writes as f64 / n);
     format!(
-        "Authentik {}, Stalwart {} [{:.1} sets], oCIS {}, tokens {}",
+        "Authentik {}, Stalwart {} [{:.1} sets], oCIS {} [{} drive lists], tokens {}",
         f(t.authentik),
         f(t.stalwart),
         t.stalwart_sets as f64 / n,
         f(t.ocis),
+        t.ocis_lists,
         t.token_requests
     )
 }

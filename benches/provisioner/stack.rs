@@ -118,6 +118,8 @@ pub struct Traffic {
     pub ocis: (u64, u64),
     /// JMAP `*/set` method calls Stalwart received (its reads are POSTs too).
     pub stalwart_sets: u64,
+    /// oCIS project-drive lists (each create's check that its space is missing).
+    pub ocis_lists: u64,
     pub token_requests: u64,
 }
 
@@ -130,6 +132,7 @@ impl Traffic {
             stalwart: d(self.stalwart, earlier.stalwart),
             ocis: d(self.ocis, earlier.ocis),
             stalwart_sets: self.stalwart_sets - earlier.stalwart_sets,
+            ocis_lists: self.ocis_lists - earlier.ocis_lists,
             token_requests: self.token_requests - earlier.token_requests,
         }
     }
@@ -276,6 +279,7 @@ impl Stack {
             stalwart: of(u.stalwart.faults()),
             ocis: of(u.ocis.faults()),
             stalwart_sets: jmap_sets(&u.stalwart),
+            ocis_lists: u.ocis.recorder().count("GET", "/graph/v1.0/drives"),
             token_requests: self.api.oidc.token_requests(),
         }
     }

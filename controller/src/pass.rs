@@ -13,6 +13,7 @@ use dezky_core::store::{encode, Store, StoreError};
 use dezky_core::{Id, Timestamp};
 use futures::future::join_all;
 use mongodb::bson::doc;
+use mongodb::options::ReturnDocument;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn, Instrument};
 
@@ -45,7 +46,7 @@ pub async fn run(
     trigger: Trigger,
     system_timeout: Duration,
 ) -> Result<PassEnd, StoreError> {
-    let Some(tenant) = store.tenants.find_one(doc! { "_id": id }).await? else {
+    let Some(tenant) = read(store, reconcilers, id, trigger).await? else {
         return Ok(PassEnd::Gone);
     };
     let span = tracing::info_span!(
@@ -67,6 +68,34 @@ pub async fn run(
     }
     .instrument(span)
     .await
+}
+
+/// Reads the tenant. A pass that a change or a person triggered is the one
+/// that may create upstream objects, so it records the finalizers of every
+/// configured system in the same round trip (a no-op write when they are
+/// recorded already, and none for a tenant being deleted); a resync pass
+/// only reads. [`converge`] still adds any finalizer that is missing.
+async fn read(
+    store: &Store,
+    reconcilers: &Reconcilers,
+    id: Id,
+    trigger: Trigger,
+) -> Result<Option<Tenant>, StoreError> {
+    if trigger != Trigger::Resync && !reconcilers.is_empty() {
+        let systems: Vec<&str> = reconcilers.keys().map(System::as_str).collect();
+        let claimed = store
+            .tenants
+            .find_one_and_update(
+                doc! { "_id": id, "deletionRequestedAt": null },
+                doc! { "$addToSet": { "finalizers": { "$each": systems } } },
+            )
+            .return_document(ReturnDocument::After)
+            .await?;
+        if claimed.is_some() {
+            return Ok(claimed);
+        }
+    }
+    Ok(store.tenants.find_one(doc! { "_id": id }).await?)
 }
 
 async fn converge(

@@ -77,19 +77,24 @@ impl TenantWatch {
 
     /// The change-stream pipeline (see the module doc).
     pub fn pipeline() -> Vec<Document> {
-        vec![doc! { "$match": { "$expr": { "$or": [
-            { "$in": ["$operationType", ["insert", "delete", "replace", "invalidate", "drop", "rename", "dropDatabase"]] },
-            { "$and": [
-                { "$eq": ["$operationType", "update"] },
-                { "$gt": [ { "$size": { "$filter": {
-                    "input": { "$concatArrays": [
-                        { "$map": { "input": { "$objectToArray": "$updateDescription.updatedFields" }, "in": "$$this.k" } },
-                        { "$ifNull": ["$updateDescription.removedFields", []] },
-                    ]},
-                    "cond": { "$in": [ { "$arrayElemAt": [ { "$split": ["$$this", "."] }, 0 ] }, TRIGGER_FIELDS.to_vec() ] },
-                }}}, 0 ] },
-            ]},
-        ]}}}]
+        vec![
+            doc! { "$match": { "$expr": { "$or": [
+                { "$in": ["$operationType", ["insert", "delete", "replace", "invalidate", "drop", "rename", "dropDatabase"]] },
+                { "$and": [
+                    { "$eq": ["$operationType", "update"] },
+                    { "$gt": [ { "$size": { "$filter": {
+                        "input": { "$concatArrays": [
+                            { "$map": { "input": { "$objectToArray": "$updateDescription.updatedFields" }, "in": "$$this.k" } },
+                            { "$ifNull": ["$updateDescription.removedFields", []] },
+                        ]},
+                        "cond": { "$in": [ { "$arrayElemAt": [ { "$split": ["$$this", "."] }, 0 ] }, TRIGGER_FIELDS.to_vec() ] },
+                    }}}, 0 ] },
+                ]},
+            ]}}},
+            // An event is a trigger carrying an id: an insert's whole document
+            // would only cost the server and this process a copy of it.
+            doc! { "$project": { "fullDocument": 0 } },
+        ]
     }
 
     /// Runs until `stop` fires, then saves the resume token and returns.

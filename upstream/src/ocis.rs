@@ -7,6 +7,7 @@
 //! [`TokenSource`]; a 401 invalidates that token and the call is sent once
 //! more with a fresh one.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use dezky_core::http::{SendError, UpstreamGuard};
@@ -126,14 +127,34 @@ impl Drive {
 /// A listed space reduced to what finding one by `driveAlias` needs; a list
 /// of 10,000 spaces is ~9 MB, and parsing every grant of every one of them
 /// to read three fields dominated a pass that creates a space.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DriveSummary {
     pub id: String,
-    #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
     pub drive_alias: Option<String>,
+}
+
+/// A list entry's [`DriveSummary`] fields, borrowed from the list's bytes
+/// (owned only where JSON escapes had to be decoded).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedDrive<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    description: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    drive_alias: Option<Cow<'a, str>>,
+}
+
+impl ListedDrive<'_> {
+    fn into_summary(self) -> DriveSummary {
+        DriveSummary {
+            id: self.id.into_owned(),
+            description: self.description.map(Cow::into_owned),
+            drive_alias: self.drive_alias.map(Cow::into_owned),
+        }
+    }
 }
 
 /// A space's quota.
@@ -363,12 +384,24 @@ impl OcisClient {
         self
     }
 
-    /// Every project space the service user can see (disabled ones
-    /// included), reduced to [`DriveSummary`]: the rest of each entry is
-    /// skipped, not parsed.
-    pub async fn list_project_drive_summaries(&self) -> Result<Vec<DriveSummary>, OcisError> {
-        self.project_drives("/graph/v1.0/drives", |summary| summary)
-            .await
+    /// The project spaces whose `driveAlias` is `wanted` (disabled ones
+    /// included), reduced to [`DriveSummary`]. oCIS can only list every
+    /// space; each entry is parsed in place (no copy of its strings) and
+    /// only the wanted ones are kept, so a list of 10,000 spaces allocates
+    /// for the handful a caller looks for, not for all of them.
+    pub async fn project_drive_summaries_with_alias(
+        &self,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<Vec<DriveSummary>, OcisError> {
+        self.project_drives("/graph/v1.0/drives", |element| {
+            let listed: ListedDrive = serde_json::from_slice(element)?;
+            Ok(listed
+                .drive_alias
+                .as_deref()
+                .is_some_and(&wanted)
+                .then(|| listed.into_summary()))
+        })
+        .await
     }
 
     /// Every project space with its grants in `root.permissions` in the
@@ -377,23 +410,23 @@ impl OcisClient {
     /// legacy form (`grantedToIdentities`, role names) instead. Each space
     /// goes to `keep` as soon as it is parsed; only what `keep` makes of it
     /// is retained.
-    pub async fn map_project_drives_with_grants<U: Send + 'static>(
+    pub async fn map_project_drives_with_grants<U>(
         &self,
-        keep: impl FnMut(Drive) -> U + Send + 'static,
+        mut keep: impl FnMut(Drive) -> U,
     ) -> Result<Vec<U>, OcisError> {
-        self.project_drives("/graph/v1beta1/drives", keep).await
+        self.project_drives("/graph/v1beta1/drives", |element| {
+            Ok(Some(keep(serde_json::from_slice(element)?)))
+        })
+        .await
     }
 
-    /// The project spaces at `path`, parsed as the body arrives.
-    async fn project_drives<T, U>(
+    /// The project spaces at `path`, each element's JSON handed to `keep`
+    /// as the body arrives; what it returns (if anything) is kept.
+    async fn project_drives<U>(
         &self,
         path: &str,
-        keep: impl FnMut(T) -> U + Send + 'static,
-    ) -> Result<Vec<U>, OcisError>
-    where
-        T: DeserializeOwned + 'static,
-        U: Send + 'static,
-    {
+        keep: impl FnMut(&[u8]) -> serde_json::Result<Option<U>>,
+    ) -> Result<Vec<U>, OcisError> {
         let query = [("$filter", "driveType eq 'project'")];
         let call = Call::new(Method::GET, path.into()).query(&query);
         let response = self.send(&call).await?;

@@ -16,7 +16,8 @@ use async_trait::async_trait;
 use dezky_core::model::{group_name, System, SystemState, Tenant};
 use dezky_core::plans::PlanQuotas;
 use dezky_upstream::ocis::{
-    roles, Drive, DriveUpdate, Invite, NewDrive, OcisClient, OcisError, Permission, QuotaTotal,
+    roles, Drive, DriveUpdate, Group, Invite, NewDrive, OcisClient, OcisError, Permission,
+    QuotaTotal,
 };
 
 use super::{Action, ActionKind, Mode, Outcome, Reconciler, SystemError};
@@ -245,10 +246,7 @@ impl Pass<'_> {
         }
         let alias = space_alias(&self.tenant.slug);
         let ours = marker(&self.tenant.slug);
-        let listed = self
-            .drive_lists
-            .after(self.client, tokio::time::Instant::now())
-            .await?;
+        let listed = self.drive_lists.after(self.client, &alias).await?;
         let mut matches: Vec<_> = listed
             .iter()
             .filter(|d| d.drive_alias.as_deref() == Some(alias.as_str()))
@@ -352,11 +350,13 @@ impl Pass<'_> {
     /// Gives the tenant's group the configured role on the space. A space
     /// this pass `created` has no group grant yet (its creator is its only
     /// member), so its grants are not read; a concurrent grant shows as 409.
+    /// `looked_up` is the group's lookup if the pass made it already.
     async fn ensure_access(
         &mut self,
         drive_id: &str,
         group: &str,
         created: bool,
+        looked_up: Option<Result<Option<Group>, OcisError>>,
     ) -> Result<Access, Failure> {
         let role = self.settings.group_role_id.as_str();
         let grants = if created {
@@ -371,7 +371,11 @@ impl Pass<'_> {
             self.fix_role(drive_id, group, grant).await?;
             return Ok(Access::Granted);
         }
-        let group_id = match self.client.group(group).await? {
+        let found = match looked_up {
+            Some(lookup) => lookup?,
+            None => self.client.group(group).await?,
+        };
+        let group_id = match found {
             Some(found) => found.id,
             None if self.settings.create_groups => {
                 self.actions
@@ -436,7 +440,18 @@ impl Pass<'_> {
 
     async fn reconcile(&mut self) -> Result<Outcome, Failure> {
         let desired = Desired::of(self.tenant, self.settings)?;
-        let (drive, adopting, created) = match self.find().await? {
+        // Without a stored space id the tenant is most likely new, and its
+        // create check waits for a shared drive list: look its group up
+        // meanwhile instead of after the create.
+        let look_up = self.mode.may_write() && stored_drive_id(self.tenant).is_none();
+        let (found, group) = tokio::join!(self.find(), async {
+            if look_up {
+                Some(self.client.group(&desired.group).await)
+            } else {
+                None
+            }
+        });
+        let (drive, adopting, created) = match found? {
             Found::ById(drive) => (Some(drive), false, false),
             Found::ByAlias(drive) => {
                 self.check_owner(&drive)?;
@@ -456,7 +471,7 @@ impl Pass<'_> {
         let access = if trashed && !self.mode.may_write() {
             Access::Unknown
         } else {
-            self.ensure_access(&drive.id, &desired.group, created)
+            self.ensure_access(&drive.id, &desired.group, created, group)
                 .await?
         };
         if self.mode.may_write() && matches!(access, Access::Granted) {

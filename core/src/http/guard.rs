@@ -153,14 +153,15 @@ impl UpstreamGuard {
             guard: self,
             armed: admission == Admission::Probe,
         };
-        // The semaphore is never closed, so acquiring only waits.
-        let _slot = self.in_flight.acquire().await.ok();
         if let Some(limiter) = &self.limiter {
             let started = std::time::Instant::now();
             limiter.until_ready().await;
             metrics::histogram!("upstream_throttle_wait_seconds", "system" => self.system)
                 .record(started.elapsed().as_secs_f64());
         }
+        // After the token: a request waiting for its token is not in flight.
+        // The semaphore is never closed, so acquiring only waits.
+        let _slot = self.in_flight.acquire().await.ok();
         // A pause may have begun while this request waited.
         self.check_pause(Instant::now())?;
         let result = super::send(self.system, request).await;

@@ -66,6 +66,28 @@ async fn status_writes_never_pass_the_change_stream_filter() {
 }
 
 #[tokio::test]
+async fn an_insert_event_carries_the_tenant_id_not_the_document() {
+    let store = fresh_store().await;
+    let mut stream = store
+        .tenants
+        .clone_with_type::<Document>()
+        .watch()
+        .pipeline(TenantWatch::pipeline())
+        .await
+        .unwrap();
+    let t = tenant("id-only");
+    insert(&store, &t).await;
+    let event = tokio::time::timeout(PATIENCE, stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let key = event.document_key.expect("a document key");
+    assert_eq!(key.get_object_id("_id").unwrap(), t.id.0);
+    assert!(event.full_document.is_none(), "{:?}", event.full_document);
+}
+
+#[tokio::test]
 async fn one_created_tenant_costs_exactly_one_pass() {
     let store = fresh_store().await;
     let fakes = Fakes::new();

@@ -10,13 +10,16 @@
 //! lists are paced: a list starts no sooner than [`PACE`] times the
 //! previous list's duration after that list started, so that these lists
 //! keep oCIS (and this process) busy at most `1 / PACE` of the time
-//! however many creates arrive. A list keeps only each space's id, alias
-//! and marker ([`DriveSummary`]), and is kept only while passes that
-//! asked before it started still wait for it (a list of every space is
-//! not kept between batches); the one space a tenant finds in it is then
-//! read by id.
+//! however many creates arrive.
+//!
+//! A waiting pass registers the alias it looks for before it asks, and a
+//! list keeps only the spaces whose alias was registered when it started
+//! (the only passes it may answer): a list of 10,000 spaces keeps a few
+//! hundred [`DriveSummary`] entries at most, not 10,000, and is dropped
+//! once no pass that may use it waits any more. The one space a tenant
+//! finds in it is then read by id.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,8 +36,9 @@ const PACE: u32 = 2;
 #[derive(Default)]
 pub struct DriveLists {
     last: Mutex<Option<Listed>>,
-    /// Passes in [`DriveLists::after`] now.
-    waiting: AtomicUsize,
+    /// The aliases the passes in [`DriveLists::after`] look for, each with
+    /// the number of passes looking.
+    wanted: std::sync::Mutex<HashMap<String, usize>>,
 }
 
 struct Listed {
@@ -45,13 +49,20 @@ struct Listed {
 }
 
 impl DriveLists {
-    /// Every project drive, listed after `asked_at`.
+    /// The project drives with `alias` (and those other waiting passes look
+    /// for), from a list that started after this call.
     pub async fn after(
         &self,
         client: &OcisClient,
-        asked_at: Instant,
+        alias: &str,
     ) -> Result<Arc<Vec<DriveSummary>>, OcisError> {
+        let _wanted = Wanted::enter(self, alias);
+        let asked_at = Instant::now();
         slot::idle(self.list_after(client, asked_at)).await
+    }
+
+    fn wanted(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.wanted.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn list_after(
@@ -59,12 +70,11 @@ impl DriveLists {
         client: &OcisClient,
         asked_at: Instant,
     ) -> Result<Arc<Vec<DriveSummary>>, OcisError> {
-        let _waiting = Waiting::enter(&self.waiting);
         let mut last = self.last.lock().await;
         let listed = self.listed_after(&mut last, client, asked_at).await;
         // Only passes that asked before a list started may use it, and they
-        // all wait now: when none is left, nobody needs the list any more.
-        if self.waiting.load(Ordering::SeqCst) == 1 {
+        // all wait now: when none but this one is left, nobody needs it.
+        if self.wanted().values().sum::<usize>() == 1 {
             if let Some(last) = last.as_mut() {
                 last.drives = None;
             }
@@ -87,7 +97,13 @@ impl DriveLists {
             tokio::time::sleep_until(listed.started + listed.took * PACE).await;
         }
         let started = Instant::now();
-        let drives = Arc::new(client.list_project_drive_summaries().await?);
+        // Every pass this list may answer registered before it asked.
+        let wanted: HashSet<String> = self.wanted().keys().cloned().collect();
+        let drives = Arc::new(
+            client
+                .project_drive_summaries_with_alias(|alias| wanted.contains(alias))
+                .await?,
+        );
         *last = Some(Listed {
             started,
             took: started.elapsed(),
@@ -97,19 +113,32 @@ impl DriveLists {
     }
 }
 
-/// Counts a pass in [`DriveLists::after`], also when it is cancelled.
-struct Waiting<'a>(&'a AtomicUsize);
+/// Registers a pass's alias while it is in [`DriveLists::after`], also
+/// when it is cancelled.
+struct Wanted<'a> {
+    lists: &'a DriveLists,
+    alias: String,
+}
 
-impl<'a> Waiting<'a> {
-    fn enter(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
-        Waiting(count)
+impl<'a> Wanted<'a> {
+    fn enter(lists: &'a DriveLists, alias: &str) -> Self {
+        *lists.wanted().entry(alias.to_owned()).or_default() += 1;
+        Wanted {
+            lists,
+            alias: alias.to_owned(),
+        }
     }
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for Wanted<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut wanted = self.lists.wanted();
+        if let Some(count) = wanted.get_mut(&self.alias) {
+            *count -= 1;
+            if *count == 0 {
+                wanted.remove(&self.alias);
+            }
+        }
     }
 }
 
@@ -118,6 +147,7 @@ mod tests {
     use super::*;
     use crate::reconcile::ocis::tests::env_with;
     use crate::reconcile::ocis::OcisSettings;
+    use dezky_upstream::ocis::NewDrive;
 
     #[tokio::test]
     async fn a_list_starts_no_sooner_than_pace_times_the_last_lists_duration() {
@@ -126,11 +156,8 @@ mod tests {
         env.ocis.faults().set_latency(latency);
         let lists = DriveLists::default();
         let first = Instant::now();
-        lists.after(&env.client, first).await.expect("first list");
-        lists
-            .after(&env.client, Instant::now())
-            .await
-            .expect("second list");
+        lists.after(&env.client, "a").await.expect("first list");
+        lists.after(&env.client, "a").await.expect("second list");
         // The first took at least `latency`, so the second starts at least
         // `PACE × latency` after it and takes `latency` itself.
         assert!(
@@ -142,15 +169,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_list_keeps_only_the_spaces_its_waiting_passes_look_for() {
+        let env = env_with(OcisSettings::default()).await;
+        for name in ["x", "y", "z"] {
+            let new = NewDrive::project(name.into(), String::new(), 0, format!("project/{name}"));
+            env.client.create_drive(&new).await.expect("create");
+        }
+        let lists = DriveLists::default();
+        let listed = lists.after(&env.client, "project/y").await.expect("list");
+        let aliases: Vec<_> = listed.iter().map(|d| d.drive_alias.as_deref()).collect();
+        assert_eq!(aliases, [Some("project/y")]);
+        let none = lists.after(&env.client, "project/w").await.expect("list");
+        assert!(none.is_empty(), "{none:?}");
+    }
+
+    #[tokio::test]
     async fn a_list_is_kept_only_while_passes_that_may_use_it_wait() {
         let env = env_with(OcisSettings::default()).await;
         let lists = DriveLists::default();
-        lists
-            .after(&env.client, Instant::now())
-            .await
-            .expect("list");
+        lists.after(&env.client, "a").await.expect("list");
         let last = lists.last.lock().await;
         assert!(last.as_ref().is_some_and(|l| l.drives.is_none()));
-        assert_eq!(lists.waiting.load(Ordering::SeqCst), 0);
+        assert!(lists.wanted().is_empty());
     }
 }
