@@ -148,10 +148,12 @@ impl UpstreamGuard {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, SendError> {
-        let admission = self.admit()?;
+        // Refused at once while paused or open; else asked again once this
+        // request may go, since the upstream may have failed meanwhile.
+        let first = self.admit()?;
         let mut probe = Probe {
             guard: self,
-            armed: admission == Admission::Probe,
+            armed: first == Admission::Probe,
         };
         if let Some(limiter) = &self.limiter {
             let started = std::time::Instant::now();
@@ -162,8 +164,11 @@ impl UpstreamGuard {
         // After the token: a request waiting for its token is not in flight.
         // The semaphore is never closed, so acquiring only waits.
         let _slot = self.in_flight.acquire().await.ok();
-        // A pause may have begun while this request waited.
-        self.check_pause(Instant::now())?;
+        if probe.armed {
+            self.check_pause(Instant::now())?;
+        } else {
+            probe.armed = self.admit()? == Admission::Probe;
+        }
         let result = super::send(self.system, request).await;
         probe.armed = false;
         self.settle(&result);
