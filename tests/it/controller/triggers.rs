@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use dezky_controller::watch::TenantWatch;
 use dezky_core::model::{Phase, System, SystemState};
+use dezky_core::store::Store;
 use dezky_core::Timestamp;
 use futures::StreamExt;
 use mongodb::bson::{doc, Document};
+use mongodb::change_stream::event::ChangeStreamEvent;
+use mongodb::change_stream::ChangeStream;
 
 use super::{config, Running, PATIENCE};
 use crate::support::fake::Fakes;
@@ -16,18 +19,23 @@ use crate::support::mongo::fresh_store;
 use crate::support::tenants::{get, in_phase, insert, tenant};
 use crate::support::wait::until;
 
-#[tokio::test]
-async fn status_writes_never_pass_the_change_stream_filter() {
-    let store = fresh_store().await;
-    let t = tenant("filter");
-    insert(&store, &t).await;
-    let mut stream = store
+/// A change stream on `tenants` with the controller's pipeline.
+async fn controller_stream(store: &Store) -> ChangeStream<ChangeStreamEvent<Document>> {
+    store
         .tenants
         .clone_with_type::<Document>()
         .watch()
         .pipeline(TenantWatch::pipeline())
         .await
-        .unwrap();
+        .expect("open the controller's change stream")
+}
+
+#[tokio::test]
+async fn status_writes_never_pass_the_change_stream_filter() {
+    let store = fresh_store().await;
+    let t = tenant("filter");
+    insert(&store, &t).await;
+    let mut stream = controller_stream(&store).await;
     let id = t.id;
     store
         .tenants
@@ -68,13 +76,7 @@ async fn status_writes_never_pass_the_change_stream_filter() {
 #[tokio::test]
 async fn an_insert_event_carries_the_tenant_id_not_the_document() {
     let store = fresh_store().await;
-    let mut stream = store
-        .tenants
-        .clone_with_type::<Document>()
-        .watch()
-        .pipeline(TenantWatch::pipeline())
-        .await
-        .unwrap();
+    let mut stream = controller_stream(&store).await;
     let t = tenant("id-only");
     insert(&store, &t).await;
     let event = tokio::time::timeout(PATIENCE, stream.next())
@@ -361,13 +363,7 @@ async fn a_paused_tenant_is_observed_but_never_written() {
 async fn changes_replayed_from_the_resume_token_and_seen_by_the_relist_cost_one_pass() {
     let store = fresh_store().await;
     // A resume token from before the inserts, as a stopped controller leaves it.
-    let stream = store
-        .tenants
-        .clone_with_type::<Document>()
-        .watch()
-        .pipeline(TenantWatch::pipeline())
-        .await
-        .unwrap();
+    let stream = controller_stream(&store).await;
     let token = mongodb::bson::to_bson(&stream.resume_token().unwrap()).unwrap();
     store
         .controller_state
