@@ -120,6 +120,8 @@ pub struct Traffic {
     pub stalwart_sets: u64,
     /// oCIS project-drive lists (each create's check that its space is missing).
     pub ocis_lists: u64,
+    /// oCIS group lookups (a new tenant's runs while its create check waits).
+    pub ocis_group_lookups: u64,
     pub token_requests: u64,
 }
 
@@ -133,6 +135,7 @@ impl Traffic {
             ocis: d(self.ocis, earlier.ocis),
             stalwart_sets: self.stalwart_sets - earlier.stalwart_sets,
             ocis_lists: self.ocis_lists - earlier.ocis_lists,
+            ocis_group_lookups: self.ocis_group_lookups - earlier.ocis_group_lookups,
             token_requests: self.token_requests - earlier.token_requests,
         }
     }
@@ -280,6 +283,10 @@ impl Stack {
             ocis: of(u.ocis.faults()),
             stalwart_sets: jmap_sets(&u.stalwart),
             ocis_lists: u.ocis.recorder().count("GET", "/graph/v1.0/drives"),
+            ocis_group_lookups: u
+                .ocis
+                .recorder()
+                .count("GET", "/graph/v1.0/groups/{name_or_id}"),
             token_requests: self.api.oidc.token_requests(),
         }
     }
