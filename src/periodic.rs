@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Runs `job` every `period` on a blocking thread, for as long as the
-/// runtime lives. A tick that comes while the last run is still going is
-/// skipped, so runs never pile up. Call inside the tokio runtime.
+/// runtime lives. The next run waits for the last one to finish (a late
+/// tick is delayed, not doubled), so runs never pile up. Call inside the
+/// tokio runtime.
 pub fn spawn_every(period: Duration, job: impl Fn() + Send + Sync + 'static) {
     let job = Arc::new(job);
     tokio::spawn(async move {

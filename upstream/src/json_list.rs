@@ -5,9 +5,10 @@
 //! was a tenth of all CPU of a create burst). Here each chunk of the body
 //! goes through [`Splitter`], a small state machine that only finds where
 //! each element of `value` begins and ends (strings, escapes and nesting);
-//! each element is then parsed from its own bytes by `serde_json::from_slice`
-//! and handed to `keep`, and only what `keep` returns is retained. At most
-//! one element's bytes are copied (when it spans two chunks).
+//! each element's bytes go to `keep`, which parses them (with
+//! `serde_json::from_slice`, borrowing strings where it can), and only what
+//! `keep` returns is retained. At most one element's bytes are copied (when
+//! it spans two chunks).
 //!
 //! Hand-written because no maintained crate splits a JSON array nested in
 //! an object out of a chunked stream; it validates the outer shape, and
