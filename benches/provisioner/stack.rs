@@ -120,8 +120,11 @@ pub struct Traffic {
     pub stalwart_sets: u64,
     /// oCIS project-drive lists (each create's check that its space is missing).
     pub ocis_lists: u64,
-    /// oCIS group lookups (a new tenant's runs while its create check waits).
-    pub ocis_group_lookups: u64,
+    /// oCIS group lookups and creates (a new tenant's run while its create
+    /// check waits for a drive list).
+    pub ocis_group_calls: u64,
+    /// oCIS project spaces created (each waited for one whole drive list).
+    pub ocis_space_creates: u64,
     pub token_requests: u64,
 }
 
@@ -135,7 +138,8 @@ impl Traffic {
             ocis: d(self.ocis, earlier.ocis),
             stalwart_sets: self.stalwart_sets - earlier.stalwart_sets,
             ocis_lists: self.ocis_lists - earlier.ocis_lists,
-            ocis_group_lookups: self.ocis_group_lookups - earlier.ocis_group_lookups,
+            ocis_group_calls: self.ocis_group_calls - earlier.ocis_group_calls,
+            ocis_space_creates: self.ocis_space_creates - earlier.ocis_space_creates,
             token_requests: self.token_requests - earlier.token_requests,
         }
     }
@@ -283,10 +287,12 @@ impl Stack {
             ocis: of(u.ocis.faults()),
             stalwart_sets: jmap_sets(&u.stalwart),
             ocis_lists: u.ocis.recorder().count("GET", "/graph/v1.0/drives"),
-            ocis_group_lookups: u
+            ocis_group_calls: u
                 .ocis
                 .recorder()
-                .count("GET", "/graph/v1.0/groups/{name_or_id}"),
+                .count("GET", "/graph/v1.0/groups/{name_or_id}")
+                + u.ocis.recorder().count("POST", "/graph/v1.0/groups"),
+            ocis_space_creates: u.ocis.recorder().count("POST", "/graph/v1.0/drives"),
             token_requests: self.api.oidc.token_requests(),
         }
     }

@@ -218,6 +218,36 @@ enum Access {
     Unknown,
 }
 
+/// The tenant's group as a pass found it while its create check waited.
+enum GroupAhead {
+    Found(Group),
+    Created(Group),
+    Missing,
+}
+
+impl GroupAhead {
+    fn into_group(self) -> Option<Group> {
+        match self {
+            GroupAhead::Found(group) | GroupAhead::Created(group) => Some(group),
+            GroupAhead::Missing => None,
+        }
+    }
+}
+
+/// Looks the group `name` up, and creates it if it is missing and `create`
+/// allows: the lookup is a direct read, so the create cannot duplicate it.
+async fn group_ahead(
+    client: &OcisClient,
+    name: &str,
+    create: bool,
+) -> Result<GroupAhead, OcisError> {
+    Ok(match client.group(name).await? {
+        Some(group) => GroupAhead::Found(group),
+        None if create => GroupAhead::Created(client.create_group(name).await?),
+        None => GroupAhead::Missing,
+    })
+}
+
 /// One pass over one tenant; collects the actions done (or planned).
 struct Pass<'a> {
     client: &'a OcisClient,
@@ -441,16 +471,24 @@ impl Pass<'_> {
     async fn reconcile(&mut self) -> Result<Outcome, Failure> {
         let desired = Desired::of(self.tenant, self.settings)?;
         // Without a stored space id the tenant is most likely new, and its
-        // create check waits for a shared drive list: look its group up
-        // meanwhile instead of after the create.
-        let look_up = self.mode.may_write() && stored_drive_id(self.tenant).is_none();
+        // create check waits for a shared drive list: look its group up (and
+        // create it if missing and allowed) meanwhile instead of after the
+        // create of the space.
+        let ahead = self.mode.may_write() && stored_drive_id(self.tenant).is_none();
         let (found, group) = tokio::join!(self.find(), async {
-            if look_up {
-                Some(self.client.group(&desired.group).await)
+            if ahead {
+                Some(group_ahead(self.client, &desired.group, self.settings.create_groups).await)
             } else {
                 None
             }
         });
+        if let Some(Ok(GroupAhead::Created(_))) = &group {
+            self.actions.push(Action::new(
+                ActionKind::Create,
+                format!("group {}", desired.group),
+            ));
+        }
+        let group = group.map(|ahead| ahead.map(GroupAhead::into_group));
         let (drive, adopting, created) = match found? {
             Found::ById(drive) => (Some(drive), false, false),
             Found::ByAlias(drive) => {

@@ -61,6 +61,12 @@ impl DriveLists {
         slot::idle(self.list_after(client, asked_at)).await
     }
 
+    /// Holds back every list until the returned guard drops.
+    #[cfg(test)]
+    pub(super) async fn hold(&self) -> impl Sized + '_ {
+        self.last.lock().await
+    }
+
     fn wanted(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
         self.wanted.lock().unwrap_or_else(|p| p.into_inner())
     }

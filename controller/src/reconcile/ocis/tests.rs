@@ -304,6 +304,41 @@ async fn a_missing_group_is_created_when_configured() {
 }
 
 #[tokio::test]
+async fn a_new_tenants_group_is_created_while_its_create_check_waits_for_the_list() {
+    let env = env_with(OcisSettings {
+        create_groups: true,
+        ..OcisSettings::default()
+    })
+    .await;
+    let acme = tenant("acme", "Acme", "free");
+    let held = env.reconciler.drive_lists.hold().await;
+    let pass = env.reconciler.reconcile(&acme, Mode::Apply);
+    tokio::pin!(pass);
+    let group_first = async {
+        while env.ocis.group_id("tenant-acme").is_none() {
+            tokio::select! {
+                _ = &mut pass => panic!("the pass cannot finish while no list may start"),
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), group_first)
+        .await
+        .expect("the group is created before any drive list");
+    assert_eq!(env.ocis.recorder().count("GET", "/graph/v1.0/drives"), 0);
+    drop(held);
+    let outcome = pass.await.expect("pass succeeds");
+    assert_eq!(outcome.reason, "Created");
+    let created: Vec<_> = outcome.actions.iter().map(|a| a.object.as_str()).collect();
+    assert!(created.contains(&"group tenant-acme"), "{created:?}");
+    let drive = env.ocis.drives().pop().expect("the space");
+    assert_eq!(
+        env.group_role(&drive.id, "tenant-acme"),
+        Some(vec![roles::SPACE_EDITOR.to_string()])
+    );
+}
+
+#[tokio::test]
 async fn a_changed_or_removed_group_grant_is_repaired_and_the_manager_grant_kept() {
     let env = env().await;
     let gid = env.ocis.create_group("tenant-acme");
