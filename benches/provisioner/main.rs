@@ -11,6 +11,7 @@
 //! Under `cargo test --all-targets` (no `--bench` argument) it does nothing.
 
 mod api_load;
+mod cpu;
 mod failover;
 mod latency;
 mod memory;

@@ -12,6 +12,7 @@ use dezky_core::Id;
 use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{doc, Document};
 
+use crate::cpu::CpuTimes;
 use crate::memory::rss_kib;
 use crate::report::{heading, Summary};
 use crate::stack::{Backend, Stack, Traffic};
@@ -31,8 +32,10 @@ pub async fn converge_and_resync(count: usize, concurrency: usize, summary: &mut
     let rss_before = rss_kib("self");
     let mongod_before = mongod_resident_mib(&store).await;
     let traffic_before = stack.traffic();
+    let cpu_before = CpuTimes::now(&store).await;
 
     let (converged, elapsed) = insert_and_converge(&store, count, "scale").await;
+    let cpu = cpu_before.per_tenant(CpuTimes::now(&store).await, count);
     let convergence = stack.traffic().since(traffic_before);
     let (per_pair, most, _) = stack.calls.per_tenant_and_system();
     let rss_after = rss_kib("self");
@@ -46,6 +49,11 @@ pub async fn converge_and_resync(count: usize, concurrency: usize, summary: &mut
             "{setup}; {converged} active in {:.2} s",
             elapsed.as_secs_f64()
         ),
+    );
+    summary.add(
+        "CPU per created tenant",
+        cpu,
+        format!("{setup}; user + system time over the convergence (this process: controller, API tenant cache, simulators, bench)"),
     );
     summary.add(
         "reconciles per created tenant (at scale)",
