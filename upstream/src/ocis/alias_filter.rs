@@ -3,10 +3,11 @@
 //! aliases at most in a list of up to 10,000 spaces, each about a
 //! kilobyte of JSON: parsing every entry to read its `driveAlias` was most
 //! of the cost of a list. An entry is parsed only if one of its
-//! `"driveAlias"` members (at any depth) holds a wanted alias, or if the
-//! entry holds an escape anywhere (the server may have encoded the key or
-//! the alias differently, so only a parse can tell); the parse then
-//! compares the top-level `driveAlias` exactly.
+//! `"driveAlias"` members (at any depth) holds a wanted alias or an escaped
+//! string, or if it holds a `\u` escape anywhere (only that escape can
+//! spell the key's letters differently); the parse then compares the
+//! top-level `driveAlias` exactly. Other escapes (every space's `eTag` is
+//! a quoted string) do not force a parse.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -64,19 +65,23 @@ impl<'a> AliasFilter<'a> {
 
     /// False only when no parse of `element` could find a wanted alias.
     fn may_carry_wanted_alias(&self, element: &[u8]) -> bool {
-        if memchr::memchr(b'\\', element).is_some() {
+        if memchr::memmem::find(element, b"\\u").is_some() {
             return true;
         }
         self.key.find_iter(element).any(|at| {
-            let value = string_after_key(&element[at + self.key.needle().len()..]);
-            value.is_some_and(|v| std::str::from_utf8(v).is_ok_and(|v| self.aliases.contains(v)))
+            match string_after_key(&element[at + self.key.needle().len()..]) {
+                Some(value) if value.contains(&b'\\') => true,
+                Some(value) => std::str::from_utf8(value).is_ok_and(|v| self.aliases.contains(v)),
+                None => false,
+            }
         })
     }
 }
 
-/// The bytes of the string value of a member whose key `rest` follows
-/// (blanks, `:`, blanks, then a string without escapes); `None` when the
-/// value is not such a string.
+/// The raw bytes of the string value of a member whose key `rest` follows
+/// (blanks, `:`, blanks, a string) up to its first `"`: the whole string
+/// unless it holds an escape (then they end with or contain `\`); `None`
+/// when the value is not a string.
 fn string_after_key(rest: &[u8]) -> Option<&[u8]> {
     let blank = |b: &u8| b.is_ascii_whitespace();
     let start = rest.iter().position(|b| !blank(b))?;
@@ -151,6 +156,19 @@ mod tests {
             "project/acme"}"#;
         assert_eq!(
             alias_of(filter.keep(entry).expect("parses")).as_deref(),
+            Some("project/acme")
+        );
+    }
+
+    #[test]
+    fn other_escapes_do_not_force_a_parse_but_an_escaped_alias_does() {
+        let aliases = wanted(&["project/acme"]);
+        let filter = AliasFilter::new(&aliases);
+        let etag = br#"{"id": "s8", "root": {"eTag": "\"3\""}, "driveAlias": "project/b", oops"#;
+        assert!(filter.keep(etag).expect("not parsed").is_none());
+        let slash = br#"{"id": "s9", "root": {"eTag": "\"3\""}, "driveAlias": "project\/acme"}"#;
+        assert_eq!(
+            alias_of(filter.keep(slash).expect("parses")).as_deref(),
             Some("project/acme")
         );
     }
