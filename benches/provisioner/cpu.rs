@@ -51,15 +51,20 @@ fn own_cpu() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
-/// `mongod`'s user + system CPU time (`serverStatus.extra_info`, Linux).
-async fn mongod_cpu(store: &Store) -> Option<Duration> {
-    let status = store
+/// `mongod`'s `serverStatus` document.
+pub async fn server_status(store: &Store) -> Option<Document> {
+    store
         .db
         .client()
         .database("admin")
         .run_command(doc! { "serverStatus": 1 })
         .await
-        .ok()?;
+        .ok()
+}
+
+/// `mongod`'s user + system CPU time (`serverStatus.extra_info`, Linux).
+async fn mongod_cpu(store: &Store) -> Option<Duration> {
+    let status = server_status(store).await?;
     let info: &Document = status.get_document("extra_info").ok()?;
     let micros = |key: &str| info.get_i64(key).ok().map(|v| v.max(0) as u64);
     Some(Duration::from_micros(

@@ -12,7 +12,7 @@ use dezky_core::Id;
 use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{doc, Document};
 
-use crate::cpu::CpuTimes;
+use crate::cpu::{server_status, CpuTimes};
 use crate::memory::rss_kib;
 use crate::report::{heading, Summary};
 use crate::stack::{Backend, Stack, Traffic};
@@ -306,13 +306,7 @@ pub async fn wait_count(store: &Store, filter: Document, count: usize, started: 
 
 /// `mongod`'s resident memory in MiB (`serverStatus.mem.resident`).
 async fn mongod_resident_mib(store: &Store) -> i64 {
-    let status = store
-        .db
-        .client()
-        .database("admin")
-        .run_command(doc! { "serverStatus": 1 })
-        .await
-        .expect("serverStatus");
+    let status = server_status(store).await.expect("serverStatus");
     status
         .get_document("mem")
         .ok()

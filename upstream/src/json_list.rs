@@ -4,8 +4,7 @@
 //! stream byte by byte through `io::Read` (at 10,000 tenants that parse
 //! was a tenth of all CPU of a create burst). Here each chunk of the body
 //! goes through [`Splitter`], a small state machine that only finds where
-//! each element of `value` begins and ends (strings, escapes and nesting;
-//! the inside of a string is skipped with `memchr`);
+//! each element of `value` begins and ends (strings, escapes and nesting);
 //! each element's bytes go to `keep`, which parses them (with
 //! `serde_json::from_slice`, borrowing strings where it can), and only what
 //! `keep` returns is retained. At most one element's bytes are copied (when
@@ -151,37 +150,6 @@ impl Splitter {
         let mut from = matches!(self.at, At::InElement(_)).then_some(0);
         let mut i = 0;
         while i < chunk.len() {
-            // Inside a value: skip to its end in bulk.
-            match &mut self.at {
-                At::Skip(scan) => {
-                    match scan.run(&chunk[i..]) {
-                        Some(len) => {
-                            i += len;
-                            self.at = At::AfterMember;
-                        }
-                        None => i = chunk.len(),
-                    }
-                    continue;
-                }
-                At::InElement(scan) => {
-                    let Some(len) = scan.run(&chunk[i..]) else {
-                        i = chunk.len();
-                        continue;
-                    };
-                    let (start, end) = (from.take().unwrap_or(0), i + len);
-                    if self.partial.is_empty() {
-                        element(&chunk[start..end])?;
-                    } else {
-                        self.partial.extend_from_slice(&chunk[start..end]);
-                        element(&self.partial)?;
-                        self.partial.clear();
-                    }
-                    self.at = At::AfterElement;
-                    i = end;
-                    continue;
-                }
-                _ => {}
-            }
             let b = chunk[i];
             if b.is_ascii_whitespace() && self.at.skips_blanks() {
                 i += 1;
@@ -193,6 +161,8 @@ impl Splitter {
                 at: position,
                 wanted,
             };
+            // Whether `b` is consumed by this state (else the next state sees it).
+            let mut consumed = true;
             match &mut self.at {
                 At::Start => {
                     self.at = match b {
@@ -243,6 +213,14 @@ impl Splitter {
                         self.at = At::Skip(Scan::start(b).ok_or_else(|| unexpected("a value"))?);
                     }
                 }
+                At::Skip(scan) => match scan.step(b) {
+                    Step::More => {}
+                    Step::EndedWith => self.at = At::AfterMember,
+                    Step::EndedBefore => {
+                        consumed = false;
+                        self.at = At::AfterMember;
+                    }
+                },
                 At::AfterMember => match b {
                     b',' => self.at = At::Key { first: false },
                     b'}' => self.at = At::End,
@@ -257,8 +235,27 @@ impl Splitter {
                         from = Some(i);
                     }
                 }
-                // Handled in bulk above.
-                At::Skip(_) | At::InElement(_) => {}
+                At::InElement(scan) => {
+                    let end = match scan.step(b) {
+                        Step::More => None,
+                        Step::EndedWith => Some(i + 1),
+                        Step::EndedBefore => {
+                            consumed = false;
+                            Some(i)
+                        }
+                    };
+                    if let Some(end) = end {
+                        let start = from.take().unwrap_or(0);
+                        if self.partial.is_empty() {
+                            element(&chunk[start..end])?;
+                        } else {
+                            self.partial.extend_from_slice(&chunk[start..end]);
+                            element(&self.partial)?;
+                            self.partial.clear();
+                        }
+                        self.at = At::AfterElement;
+                    }
+                }
                 At::AfterElement => match b {
                     b',' => self.at = At::Element { first: false },
                     b']' => self.at = At::AfterMember,
@@ -266,7 +263,9 @@ impl Splitter {
                 },
                 At::End => return Err(unexpected("the end of the body")),
             }
-            i += 1;
+            if consumed {
+                i += 1;
+            }
         }
         if let Some(start) = from {
             self.partial.extend_from_slice(&chunk[start..]);
@@ -305,6 +304,14 @@ struct Scan {
     scalar: bool,
 }
 
+enum Step {
+    More,
+    /// The value ended with this byte.
+    EndedWith,
+    /// The value ended before this byte.
+    EndedBefore,
+}
+
 impl Scan {
     /// The scan of a value whose first byte is `b`; `None` if no value starts so.
     fn start(b: u8) -> Option<Self> {
@@ -323,51 +330,40 @@ impl Scan {
         Some(scan)
     }
 
-    /// Follows the value through `bytes`: `Some(len)` when it ends after
-    /// the first `len` of them, `None` when it goes on past them all.
-    /// Strings (most of a drive's bytes) are skipped with `memchr`.
-    fn run(&mut self, bytes: &[u8]) -> Option<usize> {
-        let mut i = 0;
-        while i < bytes.len() {
-            if self.in_string {
-                if self.escaped {
-                    self.escaped = false;
-                    i += 1;
-                    continue;
-                }
-                i += memchr::memchr2(b'"', b'\\', &bytes[i..])?;
-                if bytes[i] == b'\\' {
-                    self.escaped = true;
-                } else {
-                    self.in_string = false;
-                    if self.depth == 0 {
-                        return Some(i + 1);
-                    }
-                }
-                i += 1;
-                continue;
-            }
-            let b = bytes[i];
-            if self.scalar {
-                if !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')) {
-                    return Some(i);
-                }
-            } else {
-                match b {
-                    b'"' => self.in_string = true,
-                    b'{' | b'[' => self.depth += 1,
-                    b'}' | b']' => {
-                        self.depth -= 1;
-                        if self.depth == 0 {
-                            return Some(i + 1);
-                        }
-                    }
-                    _ => {}
+    /// Feeds the byte after the ones seen so far.
+    fn step(&mut self, b: u8) -> Step {
+        if self.in_string {
+            if self.escaped {
+                self.escaped = false;
+            } else if b == b'\\' {
+                self.escaped = true;
+            } else if b == b'"' {
+                self.in_string = false;
+                if self.depth == 0 {
+                    return Step::EndedWith;
                 }
             }
-            i += 1;
+            return Step::More;
         }
-        None
+        if self.scalar {
+            return if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.') {
+                Step::More
+            } else {
+                Step::EndedBefore
+            };
+        }
+        match b {
+            b'"' => self.in_string = true,
+            b'{' | b'[' => self.depth += 1,
+            b'}' | b']' => {
+                self.depth -= 1;
+                if self.depth == 0 {
+                    return Step::EndedWith;
+                }
+            }
+            _ => {}
+        }
+        Step::More
     }
 }
 

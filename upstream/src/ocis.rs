@@ -7,7 +7,7 @@
 //! [`TokenSource`]; a 401 invalidates that token and the call is sent once
 //! more with a fresh one.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use dezky_core::http::{SendError, UpstreamGuard};
@@ -18,9 +18,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::json_list::{self, ListError};
-use alias_filter::AliasFilter;
-
-mod alias_filter;
 use crate::oidc_token::{truncate, TokenError, TokenSource};
 
 /// Metrics label of oCIS calls.
@@ -135,6 +132,29 @@ pub struct DriveSummary {
     pub id: String,
     pub description: Option<String>,
     pub drive_alias: Option<String>,
+}
+
+/// A list entry's [`DriveSummary`] fields, borrowed from the list's bytes
+/// (owned only where JSON escapes had to be decoded).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedDrive<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    description: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    drive_alias: Option<Cow<'a, str>>,
+}
+
+impl ListedDrive<'_> {
+    fn into_summary(self) -> DriveSummary {
+        DriveSummary {
+            id: self.id.into_owned(),
+            description: self.description.map(Cow::into_owned),
+            drive_alias: self.drive_alias.map(Cow::into_owned),
+        }
+    }
 }
 
 /// A space's quota.
@@ -364,18 +384,24 @@ impl OcisClient {
         self
     }
 
-    /// The project spaces whose `driveAlias` is in `wanted` (disabled ones
+    /// The project spaces whose `driveAlias` is `wanted` (disabled ones
     /// included), reduced to [`DriveSummary`]. oCIS can only list every
-    /// space; only the entries that may carry a wanted alias are parsed
-    /// (in place), so a list of 10,000 spaces costs a scan of its bytes
-    /// and allocates for the handful a caller looks for.
+    /// space; each entry is parsed in place (no copy of its strings) and
+    /// only the wanted ones are kept, so a list of 10,000 spaces allocates
+    /// for the handful a caller looks for, not for all of them.
     pub async fn project_drive_summaries_with_alias(
         &self,
-        wanted: &HashSet<String>,
+        wanted: impl Fn(&str) -> bool,
     ) -> Result<Vec<DriveSummary>, OcisError> {
-        let filter = AliasFilter::new(wanted);
-        self.project_drives("/graph/v1.0/drives", |element| filter.keep(element))
-            .await
+        self.project_drives("/graph/v1.0/drives", |element| {
+            let listed: ListedDrive = serde_json::from_slice(element)?;
+            Ok(listed
+                .drive_alias
+                .as_deref()
+                .is_some_and(&wanted)
+                .then(|| listed.into_summary()))
+        })
+        .await
     }
 
     /// Every project space with its grants in `root.permissions` in the
