@@ -218,20 +218,11 @@ enum Access {
     Unknown,
 }
 
-/// The tenant's group as a pass found it while its create check waited.
+/// The tenant's group as a pass found it (or made it).
 enum GroupAhead {
     Found(Group),
     Created(Group),
     Missing,
-}
-
-impl GroupAhead {
-    fn into_group(self) -> Option<Group> {
-        match self {
-            GroupAhead::Found(group) | GroupAhead::Created(group) => Some(group),
-            GroupAhead::Missing => None,
-        }
-    }
 }
 
 /// Looks the group `name` up, and creates it if it is missing and `create`
@@ -380,13 +371,14 @@ impl Pass<'_> {
     /// Gives the tenant's group the configured role on the space. A space
     /// this pass `created` has no group grant yet (its creator is its only
     /// member), so its grants are not read; a concurrent grant shows as 409.
-    /// `looked_up` is the group's lookup if the pass made it already.
+    /// `ahead` is the group's lookup (and create) if the pass made it
+    /// already, while its create check waited.
     async fn ensure_access(
         &mut self,
         drive_id: &str,
         group: &str,
         created: bool,
-        looked_up: Option<Result<Option<Group>, OcisError>>,
+        ahead: Option<Result<GroupAhead, OcisError>>,
     ) -> Result<Access, Failure> {
         let role = self.settings.group_role_id.as_str();
         let grants = if created {
@@ -401,21 +393,25 @@ impl Pass<'_> {
             self.fix_role(drive_id, group, grant).await?;
             return Ok(Access::Granted);
         }
-        let found = match looked_up {
-            Some(lookup) => lookup?,
-            None => self.client.group(group).await?,
+        let create = self.settings.create_groups;
+        let found = match ahead {
+            Some(ahead) => ahead?,
+            None => group_ahead(self.client, group, create && self.mode.may_write()).await?,
         };
         let group_id = match found {
-            Some(found) => found.id,
-            None if self.settings.create_groups => {
+            GroupAhead::Found(found) => found.id,
+            GroupAhead::Created(made) => {
                 self.actions
                     .push(Action::new(ActionKind::Create, format!("group {group}")));
-                if !self.mode.may_write() {
-                    return Ok(Access::Unknown);
-                }
-                self.client.create_group(group).await?.id
+                made.id
             }
-            None => return Ok(Access::WaitingForGroup),
+            // Only in a dry run: the plan shows the create.
+            GroupAhead::Missing if create => {
+                self.actions
+                    .push(Action::new(ActionKind::Create, format!("group {group}")));
+                return Ok(Access::Unknown);
+            }
+            GroupAhead::Missing => return Ok(Access::WaitingForGroup),
         };
         let grant_id = Permission::group_id(&group_id);
         if let Some(grant) = grants.iter().find(|p| p.id == grant_id) {
@@ -482,13 +478,6 @@ impl Pass<'_> {
                 None
             }
         });
-        if let Some(Ok(GroupAhead::Created(_))) = &group {
-            self.actions.push(Action::new(
-                ActionKind::Create,
-                format!("group {}", desired.group),
-            ));
-        }
-        let group = group.map(|ahead| ahead.map(GroupAhead::into_group));
         let (drive, adopting, created) = match found? {
             Found::ById(drive) => (Some(drive), false, false),
             Found::ByAlias(drive) => {
