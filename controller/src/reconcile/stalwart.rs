@@ -114,10 +114,7 @@ impl StalwartReconciler {
         let in_sync = self
             .snapshot
             .lookup(
-                || async {
-                    let domains = self.client.list_domains().await?;
-                    Ok::<_, StalwartError>(domains.iter().map(entry).collect())
-                },
+                || self.client.map_domains(|domain| entry(&domain)),
                 |view| view.holds_exactly(&marker, &expected),
             )
             .await?;
