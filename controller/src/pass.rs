@@ -322,9 +322,7 @@ async fn record(
             .increment(u64::from(*count));
         info!(system = %system, "drift corrected");
     }
-    if !report.events.is_empty() {
-        store.events.insert_many(&report.events).await?;
-    }
+    store.insert_events(&report.events).await?;
     let mut update = doc! { "$set": { "status": encode::to_document(&report.status)? } };
     if !cleaned.is_empty() {
         let names: Vec<&str> = cleaned.iter().map(System::as_str).collect();

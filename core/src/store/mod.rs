@@ -2,6 +2,7 @@
 //! DESIGN §3 requires, created idempotently at start.
 
 pub mod encode;
+mod events;
 
 use mongodb::bson::{doc, Document};
 use mongodb::options::IndexOptions;

@@ -4,6 +4,7 @@
 mod batching;
 mod deletion;
 mod ha;
+mod history;
 mod requests;
 mod triggers;
 
