@@ -43,7 +43,7 @@ impl Database {
             .ensure_indexes()
             .await
             .with_context(|| format!("cannot reach MongoDB at {}", redact(&uri)))?;
-        let api_client = mongo::connect_within(&uri, mongo::API_SERVER_SELECTION_TIMEOUT)
+        let api_client = mongo::connect_api(&uri)
             .await
             .context("parsing MONGODB_URI")?;
         let api_store = Store::new(api_client.database(&args.mongodb_db));

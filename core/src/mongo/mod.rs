@@ -35,16 +35,16 @@ pub async fn connect(uri: &str) -> Result<Client, mongodb::error::Error> {
     Client::with_options(options)
 }
 
-/// Connects to `uri` (the API's client: retryable writes, as the driver
-/// defaults); an operation fails after `selection` without a usable server,
-/// and opening a connection takes at most `selection` (and 5 s).
-pub async fn connect_within(
-    uri: &str,
-    selection: Duration,
-) -> Result<Client, mongodb::error::Error> {
-    Client::with_options(options(uri, selection).await?)
+/// Connects the API to `uri`: an operation fails after
+/// [`API_SERVER_SELECTION_TIMEOUT`] without a usable server, and writes are
+/// retryable, as the driver defaults (a client's create must not fail or
+/// duplicate over a lost answer).
+pub async fn connect_api(uri: &str) -> Result<Client, mongodb::error::Error> {
+    Client::with_options(options(uri, API_SERVER_SELECTION_TIMEOUT).await?)
 }
 
+/// Options with a `selection` server-selection timeout and a connect
+/// timeout of at most `selection` (and 5 s).
 async fn options(uri: &str, selection: Duration) -> Result<ClientOptions, mongodb::error::Error> {
     let mut options = ClientOptions::parse(uri).await?;
     options.server_selection_timeout = Some(selection);

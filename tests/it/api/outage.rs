@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use dezky_api::tenant_cache::FRESH_FOR;
-use dezky_core::mongo::{connect_within, find_mongod, EmbeddedMongo, API_SERVER_SELECTION_TIMEOUT};
+use dezky_core::mongo::{connect_api, find_mongod, EmbeddedMongo};
 use dezky_core::store::Store;
 
 use crate::support::api::TestApi;
@@ -33,9 +33,7 @@ async fn requests_fail_fast_with_503_while_mongodb_is_down_and_recover_when_it_i
     let mongo = EmbeddedMongo::start(&bin, data.path(), port)
         .await
         .expect("start mongod");
-    let client = connect_within(mongo.uri(), API_SERVER_SELECTION_TIMEOUT)
-        .await
-        .expect("a client");
+    let client = connect_api(mongo.uri()).await.expect("a client");
     let store = Store::new(client.database("outage"));
     store.ensure_indexes().await.expect("indexes");
     let api = TestApi::start_on(store, |_| {}).await;
