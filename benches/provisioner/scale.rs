@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use dezky_controller::group::PassIo;
 use dezky_controller::pass::{self, PassEnd};
 use dezky_controller::queue::Trigger;
 use dezky_core::store::Store;
@@ -213,6 +214,7 @@ pub fn slug(i: usize) -> String {
 async fn resync(stack: &Stack, count: usize, concurrency: usize, summary: &mut Summary) {
     let store = stack.store();
     let reconcilers = stack.reconcilers();
+    let io = PassIo::start(store);
     let ids: Vec<Id> = store
         .tenants
         .clone_with_type::<Document>()
@@ -231,10 +233,10 @@ async fn resync(stack: &Stack, count: usize, concurrency: usize, summary: &mut S
         let started = Instant::now();
         let converged = futures::stream::iter(ids.iter().copied())
             .map(|id| {
-                let reconcilers = &reconcilers;
+                let (reconcilers, io) = (&reconcilers, &io);
                 async move {
                     pass::run(
-                        store,
+                        io,
                         reconcilers,
                         id,
                         Trigger::Resync,

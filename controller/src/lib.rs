@@ -2,6 +2,7 @@
 //! into converged upstream objects (DESIGN §6).
 
 pub mod backoff;
+pub mod group;
 pub mod lease;
 pub mod pass;
 pub mod plan;

@@ -13,10 +13,10 @@ use dezky_core::store::{encode, Store, StoreError};
 use dezky_core::{Id, Timestamp};
 use futures::future::join_all;
 use mongodb::bson::doc;
-use mongodb::options::ReturnDocument;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::group::{Committer, PassIo, PassWrite};
 use crate::plan;
 use crate::queue::Trigger;
 use crate::reconcile::{Mode, Outcome, Reconciler, SystemError};
@@ -37,16 +37,17 @@ pub enum PassEnd {
     Gone,
 }
 
-/// Runs one pass for the tenant `id`. Only a [`Trigger::Resync`] pass may be
-/// answered from the systems' snapshots; every other pass observes directly.
+/// Runs one pass for the tenant `id`, its tenant read and its results
+/// written through `io`. Only a [`Trigger::Resync`] pass may be answered
+/// from the systems' snapshots; every other pass observes directly.
 pub async fn run(
-    store: &Store,
+    io: &PassIo,
     reconcilers: &Reconcilers,
     id: Id,
     trigger: Trigger,
     system_timeout: Duration,
 ) -> Result<PassEnd, StoreError> {
-    let Some(tenant) = read(store, reconcilers, id, trigger).await? else {
+    let Some(tenant) = read(io, reconcilers, id, trigger).await? else {
         return Ok(PassEnd::Gone);
     };
     let span = tracing::info_span!(
@@ -58,12 +59,12 @@ pub async fn run(
     let tenant = Arc::new(tenant);
     async move {
         if let Some(token) = plan::pending_request(&tenant) {
-            answer_plan(store, reconcilers, &tenant, token, system_timeout).await?;
+            answer_plan(&io.store, reconcilers, &tenant, token, system_timeout).await?;
         }
         if tenant.is_deleting() {
-            delete(store, reconcilers, tenant, system_timeout).await
+            delete(io, reconcilers, tenant, system_timeout).await
         } else {
-            converge(store, reconcilers, tenant, trigger, system_timeout).await
+            converge(io, reconcilers, tenant, trigger, system_timeout).await
         }
     }
     .instrument(span)
@@ -72,34 +73,25 @@ pub async fn run(
 
 /// Reads the tenant. A pass that a change or a person triggered is the one
 /// that may create upstream objects, so it records the finalizers of every
-/// configured system in the same round trip (a no-op write when they are
+/// configured system first, in the same batch (a no-op write when they are
 /// recorded already, and none for a tenant being deleted); a resync pass
 /// only reads. [`converge`] still adds any finalizer that is missing.
 async fn read(
-    store: &Store,
+    io: &PassIo,
     reconcilers: &Reconcilers,
     id: Id,
     trigger: Trigger,
 ) -> Result<Option<Tenant>, StoreError> {
-    if trigger != Trigger::Resync && !reconcilers.is_empty() {
-        let systems: Vec<&str> = reconcilers.keys().map(System::as_str).collect();
-        let claimed = store
-            .tenants
-            .find_one_and_update(
-                doc! { "_id": id, "deletionRequestedAt": null },
-                doc! { "$addToSet": { "finalizers": { "$each": systems } } },
-            )
-            .return_document(ReturnDocument::After)
-            .await?;
-        if claimed.is_some() {
-            return Ok(claimed);
-        }
-    }
-    Ok(store.tenants.find_one(doc! { "_id": id }).await?)
+    let claim = if trigger == Trigger::Resync {
+        Vec::new()
+    } else {
+        reconcilers.keys().copied().collect()
+    };
+    io.reads.read(id, claim).await
 }
 
 async fn converge(
-    store: &Store,
+    io: &PassIo,
     reconcilers: &Reconcilers,
     tenant: Arc<Tenant>,
     trigger: Trigger,
@@ -112,7 +104,8 @@ async fn converge(
         .map(System::as_str)
         .collect();
     if !missing.is_empty() {
-        let added = store
+        let added = io
+            .store
             .tenants
             .update_one(
                 doc! { "_id": tenant.id, "deletionRequestedAt": null },
@@ -137,7 +130,7 @@ async fn converge(
     let results = run_systems(reconcilers, &tenant, mode, system_timeout, call).await;
     let report = status::report(&tenant, results, Timestamp::now(), handled_token(&tenant));
     let needs_retry = report.needs_retry;
-    record(store, &tenant, report, &[]).await?;
+    record(&io.commits, &tenant, report, &[]).await?;
     Ok(if needs_retry {
         PassEnd::Retry
     } else {
@@ -146,7 +139,7 @@ async fn converge(
 }
 
 async fn delete(
-    store: &Store,
+    io: &PassIo,
     reconcilers: &Reconcilers,
     tenant: Arc<Tenant>,
     system_timeout: Duration,
@@ -191,9 +184,9 @@ async fn delete(
     }
     let report = status::report(&tenant, results, Timestamp::now(), handled_token(&tenant));
     let needs_retry = report.needs_retry;
-    record(store, &tenant, report, &cleaned).await?;
+    record(&io.commits, &tenant, report, &cleaned).await?;
     if cleaned.len() == tenant.finalizers.len() {
-        remove(store, &tenant).await?;
+        remove(&io.store, &tenant).await?;
         return Ok(PassEnd::Gone);
     }
     Ok(if needs_retry || mode == Mode::DryRun {
@@ -312,7 +305,7 @@ fn handled_token(tenant: &Tenant) -> Option<String> {
 /// Writes the new status (only if the tenant is still at the generation the
 /// pass worked on), appends the events and drops cleaned-up finalizers.
 async fn record(
-    store: &Store,
+    commits: &Committer,
     tenant: &Tenant,
     report: PassReport,
     cleaned: &[System],
@@ -322,23 +315,18 @@ async fn record(
             .increment(u64::from(*count));
         info!(system = %system, "drift corrected");
     }
-    store.insert_events(&report.events).await?;
     let mut update = doc! { "$set": { "status": encode::to_document(&report.status)? } };
     if !cleaned.is_empty() {
         let names: Vec<&str> = cleaned.iter().map(System::as_str).collect();
         update.insert("$pullAll", doc! { "finalizers": names });
     }
-    let written = store
-        .tenants
-        .update_one(
-            doc! { "_id": tenant.id, "generation": tenant.generation },
+    commits
+        .commit(PassWrite {
+            events: report.events,
+            filter: doc! { "_id": tenant.id, "generation": tenant.generation },
             update,
-        )
-        .await?;
-    if written.matched_count == 0 {
-        debug!("tenant changed during the pass; its status is left to the next pass");
-    }
-    Ok(())
+        })
+        .await
 }
 
 /// Deletes a tenant whose finalizers are all gone: its memberships and

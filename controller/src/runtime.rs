@@ -28,6 +28,7 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::{error, info, warn};
 
 use crate::backoff::Backoff;
+use crate::group::PassIo;
 use crate::lease::{Lease, CONTROLLER_LEASE};
 use crate::pass::{self, PassEnd, Reconcilers};
 use crate::queue::{Trigger, WorkQueue};
@@ -227,6 +228,8 @@ impl Controller {
             self.config.backoff_base,
             self.config.backoff_max,
         ));
+        // Per term: its tasks stop once the term's passes are gone.
+        let io = PassIo::start(&self.store);
         let mut in_flight = JoinSet::new();
         loop {
             let slot = tokio::select! {
@@ -242,7 +245,7 @@ impl Controller {
             metrics::gauge!("queue_depth").set(queue.len() as f64);
             while in_flight.try_join_next().is_some() {}
             let worker = Worker {
-                store: self.store.clone(),
+                io: io.clone(),
                 reconcilers: self.reconcilers.clone(),
                 queue: queue.clone(),
                 backoff: backoff.clone(),
@@ -256,7 +259,7 @@ impl Controller {
 
 /// Everything one pass needs, owned so it can run in its own task.
 struct Worker {
-    store: Store,
+    io: PassIo,
     reconcilers: Reconcilers,
     queue: Arc<WorkQueue>,
     backoff: Arc<Backoff>,
@@ -268,13 +271,13 @@ impl Worker {
     async fn pass(self, id: Id, trigger: Trigger, slot: Arc<Slot>) {
         let started = std::time::Instant::now();
         // Its own task: a panic or a hang fails this pass only.
-        let store = self.store.clone();
+        let io = self.io.clone();
         let reconcilers = self.reconcilers.clone();
         let timeout = self.config.reconcile_timeout;
         let joined = tokio::time::timeout(
             timeout + Duration::from_secs(5),
             AbortOnDropHandle::new(tokio::spawn(slot::scope(Some(slot), async move {
-                pass::run(&store, &reconcilers, id, trigger, timeout).await
+                pass::run(&io, &reconcilers, id, trigger, timeout).await
             }))),
         )
         .await;

@@ -117,6 +117,16 @@ pub async fn idle<F: Future>(fut: F) -> F::Output {
     out
 }
 
+/// Gives the current pass's active permit back for good: what is left of
+/// the pass only waits for MongoDB (its results, written in a batch shared
+/// with other passes). Call it when none of the pass's systems still works.
+/// Outside a pass it does nothing.
+pub async fn release() {
+    if let Some(slot) = current() {
+        slot.held.lock().await.active = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +186,23 @@ mod tests {
         assert!(second_task.await.expect("task"));
         drop(second);
         assert_eq!(slots.in_flight.available_permits(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_released_pass_frees_its_active_permit_for_good() {
+        let slots = Slots::new(1, 1);
+        let first = slots.acquire().await;
+        scope(Some(first.clone()), release()).await;
+        assert!(!first.is_active().await);
+        let second = slots.acquire().await;
+        assert!(second.is_active().await, "the next pass starts at once");
+        assert_eq!(
+            slots.in_flight.available_permits(),
+            0,
+            "both still in flight"
+        );
+        drop(first);
+        assert_eq!(slots.in_flight.available_permits(), 1);
     }
 
     #[tokio::test]

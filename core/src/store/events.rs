@@ -4,6 +4,8 @@
 //! missing ones; the copies already stored are refused by the unique `_id`,
 //! which counts as success.
 
+use std::borrow::Borrow;
+
 use mongodb::error::{Error, ErrorKind};
 
 use super::Store;
@@ -12,7 +14,7 @@ use crate::model::TenantEvent;
 impl Store {
     /// Inserts `events` (unordered), and once more after an error, so that
     /// an insert whose answer was lost neither duplicates nor loses events.
-    pub async fn insert_events(&self, events: &[TenantEvent]) -> Result<(), Error> {
+    pub async fn insert_events<E: Borrow<TenantEvent>>(&self, events: &[E]) -> Result<(), Error> {
         if events.is_empty() {
             return Ok(());
         }
@@ -22,7 +24,8 @@ impl Store {
         }
     }
 
-    async fn insert_events_once(&self, events: &[TenantEvent]) -> Result<(), Error> {
+    async fn insert_events_once<E: Borrow<TenantEvent>>(&self, events: &[E]) -> Result<(), Error> {
+        let events = events.iter().map(Borrow::borrow);
         match self.events.insert_many(events).ordered(false).await {
             Ok(_) => Ok(()),
             Err(e) if only_already_stored(&e) => Ok(()),

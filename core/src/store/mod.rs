@@ -31,6 +31,12 @@ pub enum StoreError {
     Mongo(#[from] mongodb::error::Error),
     #[error("cannot encode document: {0}")]
     Encode(#[from] mongodb::bson::ser::Error),
+    /// A statement of a batched write that MongoDB refused.
+    #[error("write refused (code {code}): {message}")]
+    Refused { code: i32, message: String },
+    /// The writer this operation was handed to has stopped.
+    #[error("the store writer has stopped")]
+    Closed,
 }
 
 /// Whether `err` is a unique-index violation (E11000).

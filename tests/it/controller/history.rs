@@ -8,7 +8,8 @@ use mongodb::bson::doc;
 
 use crate::support::mongo::fresh_store;
 
-fn event(tenant: Id, object: &str) -> TenantEvent {
+/// An event of `tenant` about `object`, with its own `_id`.
+pub(super) fn event(tenant: Id, object: &str) -> TenantEvent {
     TenantEvent {
         id: Id::new(),
         tenant_id: tenant,

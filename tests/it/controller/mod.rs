@@ -3,6 +3,7 @@
 
 mod batching;
 mod deletion;
+mod group;
 mod ha;
 mod history;
 mod requests;
