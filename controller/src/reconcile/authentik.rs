@@ -125,6 +125,9 @@ impl AuthentikReconciler {
     }
 
     /// Looks the group up by stored id, then by exact name, then by marker.
+    /// Without a stored id (a new tenant, or its status was lost) both
+    /// lookups are needed before anything is created, so they go out
+    /// together; the name's answer wins.
     async fn find(&self, tenant: &Tenant) -> Result<Option<(Group, FoundBy)>, AuthentikError> {
         let stored = tenant
             .system_status(System::Authentik)
@@ -135,16 +138,17 @@ impl AuthentikReconciler {
                 return Ok(Some((group, FoundBy::StoredId)));
             }
         }
-        if let Some(group) = self
-            .client
-            .find_group_by_name(&self.desired_name(tenant))
-            .await?
-        {
-            return Ok(Some((group, FoundBy::Name)));
-        }
         let mut marker = Map::new();
         marker.insert(ATTR_TENANT_ID.into(), tenant.id.to_string().into());
-        let marked = self.client.find_groups_by_attributes(&marker).await?;
+        let name = self.desired_name(tenant);
+        let (by_name, marked) = tokio::join!(
+            self.client.find_group_by_name(&name),
+            self.client.find_groups_by_attributes(&marker)
+        );
+        if let Some(group) = by_name? {
+            return Ok(Some((group, FoundBy::Name)));
+        }
+        let marked = marked?;
         if marked.len() > 1 {
             tracing::warn!(
                 tenant = %tenant.slug,
