@@ -8,7 +8,8 @@
 //! each element's bytes go to `keep`, which parses them (with
 //! `serde_json::from_slice`, borrowing strings where it can), and only what
 //! `keep` returns is retained. At most one element's bytes are copied (when
-//! it spans two chunks).
+//! it spans two chunks). String content, most of a list, is skipped with
+//! one `memchr` search per string instead of a step per byte.
 //!
 //! Hand-written because no maintained crate splits a JSON array nested in
 //! an object out of a chunked stream; it validates the outer shape, and
@@ -150,7 +151,9 @@ impl Splitter {
         let mut from = matches!(self.at, At::InElement(_)).then_some(0);
         let mut i = 0;
         while i < chunk.len() {
-            let b = chunk[i];
+            // Most of a list is string content: skip it in one search.
+            i += self.at.plain_string_bytes(&chunk[i..]);
+            let Some(&b) = chunk.get(i) else { break };
             if b.is_ascii_whitespace() && self.at.skips_blanks() {
                 i += 1;
                 continue;
@@ -284,6 +287,17 @@ impl Splitter {
 }
 
 impl At {
+    /// Inside a string of a value, bytes other than `"` and `\` change
+    /// nothing: how many such bytes `rest` starts with (0 elsewhere).
+    fn plain_string_bytes(&self, rest: &[u8]) -> usize {
+        match self {
+            At::Skip(scan) | At::InElement(scan) if scan.in_string && !scan.escaped => {
+                memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len())
+            }
+            _ => 0,
+        }
+    }
+
     /// Whether blanks between tokens are skipped here (not inside a string
     /// or a value, where they belong to it or end it).
     fn skips_blanks(&self) -> bool {
