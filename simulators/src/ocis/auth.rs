@@ -1,6 +1,12 @@
 //! Bearer-token authentication of the oCIS simulator: like oCIS's proxy, a
 //! request resolves to a user only with a JWT (RS256 or ES256) that verifies
-//! against the identity provider's JWKS; anything else is a 401.
+//! against the identity provider's JWKS; anything else is a 401. Like the
+//! proxy's claims cache (owncloud/ocis#877), a verified token is remembered
+//! until it expires, so a client reusing its token pays for one signature
+//! check, not one per request.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -28,11 +34,23 @@ pub(crate) struct JwksVerifier {
     jwks_url: String,
     issuer: Option<String>,
     keys: Mutex<JwkSet>,
+    verified: std::sync::Mutex<HashMap<String, Verified>>,
 }
+
+/// A token that verified, and when it expires (`exp`, Unix seconds).
+#[derive(Clone)]
+struct Verified {
+    caller: Caller,
+    expires: u64,
+}
+
+/// Verified tokens remembered at most; when full, the expired ones go, or all.
+const VERIFIED_CAPACITY: usize = 1024;
 
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    exp: u64,
     #[serde(default)]
     preferred_username: Option<String>,
 }
@@ -47,11 +65,35 @@ impl JwksVerifier {
             jwks_url,
             issuer,
             keys: Mutex::new(JwkSet { keys: Vec::new() }),
+            verified: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
     /// The caller of a valid token, `None` for anything else.
     async fn verify(&self, token: &str) -> Option<Caller> {
+        let now = unix_now();
+        if let Some(known) = self.remembered().get(token) {
+            // Valid up to its `exp` second, as `check` (no leeway) has it.
+            return (now <= known.expires).then(|| known.caller.clone());
+        }
+        let caller = self.check(token).await?;
+        let mut remembered = self.remembered();
+        if remembered.len() >= VERIFIED_CAPACITY {
+            remembered.retain(|_, v| now <= v.expires);
+            if remembered.len() >= VERIFIED_CAPACITY {
+                remembered.clear();
+            }
+        }
+        remembered.insert(token.to_string(), caller.clone());
+        Some(caller.caller)
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<String, Verified>> {
+        self.verified.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks `token`'s signature and claims against the JWKS.
+    async fn check(&self, token: &str) -> Option<Verified> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
             return None;
@@ -74,11 +116,14 @@ impl JwksVerifier {
         let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
             .ok()?
             .claims;
-        Some(Caller {
-            name: claims
-                .preferred_username
-                .unwrap_or_else(|| claims.sub.clone()),
-            id: claims.sub,
+        Some(Verified {
+            caller: Caller {
+                name: claims
+                    .preferred_username
+                    .unwrap_or_else(|| claims.sub.clone()),
+                id: claims.sub,
+            },
+            expires: claims.exp,
         })
     }
 
@@ -117,4 +162,10 @@ pub(crate) async fn layer(
         )
             .into_response(),
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
