@@ -36,7 +36,7 @@ use crate::slot::{self, Slot, Slots};
 use crate::watch::TenantWatch;
 
 /// Passes that may be parked in a shared wait (see [`slot`]) per active pass.
-const WAITING_PER_ACTIVE: usize = 16;
+const WAITING_PER_ACTIVE: usize = 64;
 
 /// Tunables of the controller (DESIGN §2).
 #[derive(Clone, Debug)]
