@@ -258,10 +258,12 @@ async fn run_systems(
             }
             Some(reconciler) => {
                 let fut = call(reconciler.clone(), tenant.clone(), mode);
-                let fut = slot::system(tokio::time::timeout(timeout, fut)).await;
                 let span = tracing::Span::current();
                 let task = AbortOnDropHandle::new(tokio::spawn(
-                    slot::scope(slot::current(), fut).instrument(span),
+                    slot::scope(slot::current(), async move {
+                        tokio::time::timeout(timeout, fut).await
+                    })
+                    .instrument(span),
                 ));
                 tasks.push((system, task));
             }

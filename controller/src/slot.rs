@@ -5,13 +5,10 @@
 //! `concurrency` *active* permits while it works. Some waits are cheaper
 //! the more passes share them: the oCIS create check waits for one
 //! project-drive list that confirms every create that asked before it
-//! started. A pass whose work is all in such waits ([`idle`]: every system
-//! it runs ([`system`]) is waiting or done) gives its active permit back,
+//! started. A pass in such a wait ([`idle`]) gives its active permit back,
 //! so that other tenants' passes run meanwhile and join the same batch;
 //! after the wait it queues for an active permit again (the semaphore is
-//! fair, so new passes do not starve it). A system still working keeps the
-//! permit, so upstream work outside shared waits stays within
-//! `concurrency` passes. The in-flight permits bound the
+//! fair, so new passes do not starve it). The in-flight permits bound the
 //! passes started at once to `active + waiting`, and a new pass takes its
 //! in-flight permit before its active one, so a full house never blocks an
 //! active permit in a wait. The slot follows the pass into the task of
@@ -51,11 +48,7 @@ impl Slots {
         Arc::new(Slot {
             slots: self.clone(),
             _in_flight: in_flight,
-            held: Mutex::new(Held {
-                active,
-                idlers: 0,
-                systems: 0,
-            }),
+            held: Mutex::new(Held { active, idlers: 0 }),
         })
     }
 }
@@ -71,46 +64,26 @@ pub struct Slot {
 #[derive(Debug)]
 struct Held {
     active: Option<OwnedSemaphorePermit>,
-    /// This pass's waits currently in [`idle`].
+    /// This pass's systems currently in [`idle`].
     idlers: usize,
-    /// This pass's systems running now (see [`system`]).
-    systems: usize,
-}
-
-impl Held {
-    /// Gives the active permit back once nothing of the pass works outside
-    /// a shared wait.
-    fn release_if_all_wait(&mut self) {
-        if self.idlers > 0 && self.idlers >= self.systems {
-            self.active = None;
-        }
-    }
 }
 
 impl Slot {
     async fn park(&self) {
         let mut held = self.held.lock().await;
         held.idlers += 1;
-        held.release_if_all_wait();
+        if held.idlers == 1 {
+            held.active = None;
+        }
     }
 
     async fn resume(&self) {
         let mut held = self.held.lock().await;
         held.idlers -= 1;
-        if held.active.is_none() {
+        if held.idlers == 0 {
             // Holding the lock: a sibling that parks now waits for this.
             held.active = self.slots.active.clone().acquire_owned().await.ok();
         }
-    }
-
-    async fn system_started(&self) {
-        self.held.lock().await.systems += 1;
-    }
-
-    async fn system_ended(&self) {
-        let mut held = self.held.lock().await;
-        held.systems -= 1;
-        held.release_if_all_wait();
     }
 
     /// Whether this pass holds an active permit now.
@@ -142,24 +115,6 @@ pub async fn idle<F: Future>(fut: F) -> F::Output {
     let out = fut.await;
     slot.resume().await;
     out
-}
-
-/// Counts `fut`, one system of the current pass, as working from now until
-/// it ends: while it works outside a shared wait, the pass keeps its active
-/// permit. Await this before spawning the system's task, so a sibling that
-/// parks first cannot give the permit away before this system starts.
-pub async fn system<F: Future>(fut: F) -> impl Future<Output = F::Output> {
-    let slot = current();
-    if let Some(slot) = &slot {
-        slot.system_started().await;
-    }
-    async move {
-        let out = fut.await;
-        if let Some(slot) = slot {
-            slot.system_ended().await;
-        }
-        out
-    }
 }
 
 /// Gives the current pass's active permit back for good: what is left of
@@ -248,39 +203,6 @@ mod tests {
         );
         drop(first);
         assert_eq!(slots.in_flight.available_permits(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_pass_keeps_its_permit_while_one_of_its_systems_still_works() {
-        let slots = Slots::new(1, 4);
-        let pass = slots.acquire().await;
-        let (release_waiter, waiter_released) = oneshot::channel::<()>();
-        let (parked, is_parked) = oneshot::channel::<()>();
-        let (release_worker, worker_released) = oneshot::channel::<()>();
-        let (waiter, worker) = scope(Some(pass.clone()), async {
-            let waiter = system(idle(async move {
-                parked.send(()).ok();
-                waiter_released.await.ok();
-            }))
-            .await;
-            let worker = system(async move {
-                worker_released.await.ok();
-            })
-            .await;
-            (
-                tokio::spawn(scope(current(), waiter)),
-                tokio::spawn(scope(current(), worker)),
-            )
-        })
-        .await;
-        is_parked.await.expect("the waiter parks");
-        assert!(pass.is_active().await, "the worker still works");
-        release_worker.send(()).ok();
-        worker.await.expect("worker");
-        assert!(!pass.is_active().await, "only a shared wait is left");
-        release_waiter.send(()).ok();
-        waiter.await.expect("waiter");
-        assert!(pass.is_active().await, "active again after the wait");
     }
 
     #[tokio::test]
