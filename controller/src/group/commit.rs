@@ -2,9 +2,10 @@
 //! events insert for the whole batch, then one `update` command with a
 //! statement per tenant (its status, only at the generation the pass worked
 //! on). Events go first, so a status never refers to history that was not
-//! stored, and the status write's majority write concern makes them
-//! durable with it (one journal wait per batch, see
-//! `Store::insert_events_ahead`).
+//! stored. Both are majority writes: events acknowledged by one node only
+//! could be rolled back in a failover after the status that follows them
+//! was written on the new primary, and a retried pass would not write them
+//! again.
 
 use dezky_core::model::TenantEvent;
 use dezky_core::store::{Store, StoreError};
@@ -48,7 +49,7 @@ impl Committer {
 /// write, in order.
 async fn write(store: &Store, batch: &[PassWrite]) -> Vec<Result<(), StoreError>> {
     let events: Vec<&TenantEvent> = batch.iter().flat_map(|w| &w.events).collect();
-    if let Err(e) = store.insert_events_ahead(&events).await {
+    if let Err(e) = store.insert_events(&events).await {
         return batch.iter().map(|_| Err(e.clone().into())).collect();
     }
     let statements = batch

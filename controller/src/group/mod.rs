@@ -118,8 +118,7 @@ impl<T: Send + 'static, R: Send + 'static> Group<T, R> {
 
 /// Runs `statements` (each `{q, u}`) on the tenants as one unordered
 /// `update` command, acknowledged by a majority (and so journaled): a claim
-/// must be durable before upstream objects are created, and a status write
-/// makes the events written ahead of it durable. Returns each statement's outcome, in order (a write
+/// must be durable before upstream objects are created. Returns each statement's outcome, in order (a write
 /// error fails its statement, a command or write concern error all of
 /// them), and how many tenants matched in all: the reply does not say
 /// which statements matched.

@@ -10,7 +10,7 @@ use dezky_core::model::{System, Tenant};
 use dezky_core::store::{Store, StoreError};
 use dezky_core::Id;
 use futures::TryStreamExt;
-use mongodb::bson::doc;
+use mongodb::bson::{doc, Document};
 
 use super::{update_each, Group};
 use crate::slot;
@@ -71,16 +71,40 @@ async fn read(store: &Store, batch: &[TenantRead]) -> Vec<Result<Option<Tenant>,
     batch
         .iter()
         .zip(claimed)
-        .map(|(r, claimed)| claimed.map(|()| found.get(&r.id).cloned()))
+        .map(|(r, claimed)| {
+            claimed?;
+            match found.get(&r.id) {
+                None => Ok(None),
+                Some(Ok(tenant)) => Ok(Some(tenant.clone())),
+                Some(Err(message)) => Err(StoreError::Decode {
+                    id: r.id.to_string(),
+                    message: message.clone(),
+                }),
+            }
+        })
         .collect()
 }
 
-async fn find_all(store: &Store, ids: &[Id]) -> Result<HashMap<Id, Tenant>, mongodb::error::Error> {
-    let tenants: Vec<Tenant> = store
+/// The tenants with these ids, each decoded on its own: a document that
+/// does not decode fails only its own pass, not the batch.
+async fn find_all(
+    store: &Store,
+    ids: &[Id],
+) -> Result<HashMap<Id, Result<Tenant, String>>, mongodb::error::Error> {
+    let documents: Vec<Document> = store
         .tenants
+        .clone_with_type::<Document>()
         .find(doc! { "_id": { "$in": ids } })
         .await?
         .try_collect()
         .await?;
-    Ok(tenants.into_iter().map(|t| (t.id, t)).collect())
+    Ok(documents
+        .into_iter()
+        .filter_map(|document| {
+            let id = Id(document.get_object_id("_id").ok()?);
+            let tenant =
+                mongodb::bson::from_document::<Tenant>(document).map_err(|e| e.to_string());
+            Some((id, tenant))
+        })
+        .collect())
 }

@@ -25,7 +25,7 @@ pub const API_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Without retryable writes: every write of the controller is idempotent
 /// (status guarded by generation, `$addToSet` finalizers, the lease upsert
 /// by holder, events under ids chosen before the insert and inserted with
-/// [`crate::store::Store::insert_events_ahead`]), and a failed pass is retried
+/// [`crate::store::Store::insert_events`]), and a failed pass is retried
 /// whole. A retryable write costs mongod a session record per write: at
 /// 10,000 new tenants, turning them off saved 0.38 ms of mongod's CPU per
 /// tenant (docs/benchmarks.md).

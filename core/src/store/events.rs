@@ -3,31 +3,20 @@
 //! events again after a failed or unanswered insert can only add the
 //! missing ones; the copies already stored are refused by the unique `_id`,
 //! which counts as success.
-//!
-//! Events are written ahead of the status write that follows them, and that
-//! write makes them durable: the insert is acknowledged by the primary
-//! alone (`w: 1`, no journal wait), and the status write's majority write
-//! concern covers every oplog entry before it. A pass so waits for the
-//! journal once, not twice; if its status write fails, the pass is retried,
-//! and events that were lost with it are written again.
 
 use std::borrow::Borrow;
 
 use mongodb::error::{Error, ErrorKind};
-use mongodb::options::{Acknowledgment, WriteConcern};
+use mongodb::options::WriteConcern;
 
 use super::Store;
 use crate::model::TenantEvent;
 
 impl Store {
-    /// Inserts `events` (unordered), and once more after an error, so that
-    /// an insert whose answer was lost neither duplicates nor loses events.
-    /// Acknowledged by the primary alone: the caller's next majority write
-    /// (the status of the same pass) is what makes them durable.
-    pub async fn insert_events_ahead<E: Borrow<TenantEvent>>(
-        &self,
-        events: &[E],
-    ) -> Result<(), Error> {
+    /// Inserts `events` (unordered, acknowledged by a majority), and once
+    /// more after an error, so that an insert whose answer was lost neither
+    /// duplicates nor loses events.
+    pub async fn insert_events<E: Borrow<TenantEvent>>(&self, events: &[E]) -> Result<(), Error> {
         if events.is_empty() {
             return Ok(());
         }
@@ -39,12 +28,11 @@ impl Store {
 
     async fn insert_events_once<E: Borrow<TenantEvent>>(&self, events: &[E]) -> Result<(), Error> {
         let events = events.iter().map(Borrow::borrow);
-        let primary_only = WriteConcern::builder().w(Acknowledgment::Nodes(1)).build();
         match self
             .events
             .insert_many(events)
             .ordered(false)
-            .write_concern(primary_only)
+            .write_concern(WriteConcern::majority())
             .await
         {
             Ok(_) => Ok(()),

@@ -31,6 +31,9 @@ pub enum StoreError {
     Mongo(#[from] mongodb::error::Error),
     #[error("cannot encode document: {0}")]
     Encode(#[from] mongodb::bson::ser::Error),
+    /// A stored document that does not decode as its type.
+    #[error("cannot decode document {id}: {message}")]
+    Decode { id: String, message: String },
     /// A statement of a batched write that MongoDB refused.
     #[error("write refused (code {code}): {message}")]
     Refused { code: i32, message: String },

@@ -50,7 +50,8 @@ const VERIFIED_CAPACITY: usize = 1024;
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
-    exp: u64,
+    /// Seconds; a number, not necessarily an integer (as jsonwebtoken reads it).
+    exp: f64,
     #[serde(default)]
     preferred_username: Option<String>,
 }
@@ -123,7 +124,8 @@ impl JwksVerifier {
                     .unwrap_or_else(|| claims.sub.clone()),
                 id: claims.sub,
             },
-            expires: claims.exp,
+            // Whole seconds, as the check compares them.
+            expires: claims.exp as u64,
         })
     }
 

@@ -1,7 +1,7 @@
 //! The grouped reads and writes of passes (`dezky_controller::group`)
 //! against a real `mongod`: however requests are batched, each pass gets
 //! its own outcome, a claim is recorded before its tenant is read, and a
-//! refused status fails only its own pass.
+//! refused status or an undecodable tenant fails only its own pass.
 
 use dezky_controller::group::{PassIo, PassWrite};
 use dezky_core::model::{Phase, System};
@@ -87,4 +87,28 @@ async fn a_refused_status_fails_only_its_own_pass() {
             .expect("count");
         assert_eq!(stored, events, "events go first, each stored once");
     }
+}
+
+#[tokio::test]
+async fn a_tenant_that_does_not_decode_fails_only_its_own_read() {
+    let store = fresh_store().await;
+    let io = PassIo::start(&store);
+    let good = insert(&store, &tenant("good")).await;
+    let broken = Id::new();
+    store
+        .tenants
+        .clone_with_type::<mongodb::bson::Document>()
+        .insert_one(doc! { "_id": broken, "slug": 42 })
+        .await
+        .expect("insert a broken tenant");
+    let (good_read, broken_read) = tokio::join!(
+        io.reads.read(good, vec![System::Authentik]),
+        io.reads.read(broken, Vec::new()),
+    );
+    let good_read = good_read.expect("read").expect("exists");
+    assert_eq!(good_read.finalizers, [System::Authentik]);
+    assert!(
+        matches!(broken_read, Err(StoreError::Decode { .. })),
+        "{broken_read:?}"
+    );
 }
