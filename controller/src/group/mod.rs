@@ -118,10 +118,10 @@ impl<T: Send + 'static, R: Send + 'static> Group<T, R> {
 
 /// Runs `statements` (each `{q, u}`) on the tenants as one unordered
 /// `update` command, acknowledged by a majority (and so journaled): a claim
-/// must be durable before upstream objects are created. Returns each statement's outcome, in order (a write
-/// error fails its statement, a command or write concern error all of
-/// them), and how many tenants matched in all: the reply does not say
-/// which statements matched.
+/// must be durable before upstream objects are created. Returns each
+/// statement's outcome, in order (a write error fails its statement, a
+/// command or write concern error all of them), and how many tenants
+/// matched in all: the reply does not say which statements matched.
 async fn update_each(
     store: &Store,
     statements: Vec<Document>,

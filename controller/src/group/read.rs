@@ -10,7 +10,7 @@ use dezky_core::model::{System, Tenant};
 use dezky_core::store::{Store, StoreError};
 use dezky_core::Id;
 use futures::TryStreamExt;
-use mongodb::bson::{doc, Document};
+use mongodb::bson::{doc, RawDocumentBuf};
 
 use super::{update_each, Group};
 use crate::slot;
@@ -73,38 +73,31 @@ async fn read(store: &Store, batch: &[TenantRead]) -> Vec<Result<Option<Tenant>,
         .zip(claimed)
         .map(|(r, claimed)| {
             claimed?;
-            match found.get(&r.id) {
-                None => Ok(None),
-                Some(Ok(tenant)) => Ok(Some(tenant.clone())),
-                Some(Err(message)) => Err(StoreError::Decode {
-                    id: r.id.to_string(),
-                    message: message.clone(),
-                }),
-            }
+            // Each tenant decoded on its own: one that does not decode
+            // fails only its own pass, not the batch.
+            found
+                .get(&r.id)
+                .map(|raw| mongodb::bson::from_slice::<Tenant>(raw.as_bytes()))
+                .transpose()
+                .map_err(StoreError::from)
         })
         .collect()
 }
 
-/// The tenants with these ids, each decoded on its own: a document that
-/// does not decode fails only its own pass, not the batch.
+/// The stored tenants with these ids, undecoded, by id.
 async fn find_all(
     store: &Store,
     ids: &[Id],
-) -> Result<HashMap<Id, Result<Tenant, String>>, mongodb::error::Error> {
-    let documents: Vec<Document> = store
+) -> Result<HashMap<Id, RawDocumentBuf>, mongodb::error::Error> {
+    let documents: Vec<RawDocumentBuf> = store
         .tenants
-        .clone_with_type::<Document>()
+        .clone_with_type::<RawDocumentBuf>()
         .find(doc! { "_id": { "$in": ids } })
         .await?
         .try_collect()
         .await?;
     Ok(documents
         .into_iter()
-        .filter_map(|document| {
-            let id = Id(document.get_object_id("_id").ok()?);
-            let tenant =
-                mongodb::bson::from_document::<Tenant>(document).map_err(|e| e.to_string());
-            Some((id, tenant))
-        })
+        .filter_map(|raw| Some((Id(raw.get_object_id("_id").ok()?), raw)))
         .collect())
 }

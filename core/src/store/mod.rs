@@ -31,9 +31,8 @@ pub enum StoreError {
     Mongo(#[from] mongodb::error::Error),
     #[error("cannot encode document: {0}")]
     Encode(#[from] mongodb::bson::ser::Error),
-    /// A stored document that does not decode as its type.
-    #[error("cannot decode document {id}: {message}")]
-    Decode { id: String, message: String },
+    #[error("cannot decode document: {0}")]
+    Decode(#[from] mongodb::bson::de::Error),
     /// A statement of a batched write that MongoDB refused.
     #[error("write refused (code {code}): {message}")]
     Refused { code: i32, message: String },

@@ -6,7 +6,6 @@
 //! check, not one per request.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -72,7 +71,8 @@ impl JwksVerifier {
 
     /// The caller of a valid token, `None` for anything else.
     async fn verify(&self, token: &str) -> Option<Caller> {
-        let now = unix_now();
+        // The clock `check` validates `exp` against.
+        let now = jsonwebtoken::get_current_timestamp();
         if let Some(known) = self.remembered().get(token) {
             // Valid up to its `exp` second, as `check` (no leeway) has it.
             return (now <= known.expires).then(|| known.caller.clone());
@@ -164,10 +164,4 @@ pub(crate) async fn layer(
         )
             .into_response(),
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
