@@ -52,6 +52,10 @@ pub enum ServerCommand {
     Simulate(SimulateArgs),
     /// Prints the OpenAPI document of the API (`docs/openapi.json`).
     Openapi(OpenapiArgs),
+    /// Brings the stored schema to this build's version (the previous
+    /// service's documents included) and reports what changed; servers do
+    /// the same at start. Idempotent and resumable.
+    Migrate(MigrateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +154,15 @@ pub struct SimulateArgs {
     /// Address `provisioner serve` will listen on (only used in the printed examples).
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:3000")]
     pub listen_addr: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub mongo: MongoArgs,
+    /// Report per collection what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,11 @@
 //! Opens the store: an external replica set (`MONGODB_URI`) or an embedded
-//! `mongod` this process starts and stops.
+//! `mongod` this process starts and stops. A server opens it with
+//! [`Database::open`], which first brings the stored schema to this
+//! build's version (see `dezky_core::migrate`: one process migrates, the
+//! others wait), then ensures the indexes.
 
 use anyhow::{bail, Context};
+use dezky_core::migrate;
 use dezky_core::mongo::{self, EmbeddedMongo, INSTALL_HINT};
 use dezky_core::store::Store;
 use tracing::info;
@@ -20,9 +24,30 @@ pub struct Database {
 }
 
 impl Database {
-    /// Connects (starting the embedded `mongod` if no URI is set) and
-    /// ensures the indexes.
+    /// Connects (starting the embedded `mongod` if no URI is set),
+    /// migrates the schema if it is older than this build's, and ensures
+    /// the indexes.
     pub async fn open(args: &MongoArgs) -> anyhow::Result<Self> {
+        let db = Database::connect(args).await?;
+        let holder = format!("{}/{}", std::process::id(), uuid::Uuid::new_v4());
+        let migrated = migrate::ensure_current(&db.store, &holder)
+            .await
+            .context("migrating the stored schema (see `provisioner migrate --dry-run`)")?;
+        if let Some(report) = migrated {
+            for line in report.to_string().lines() {
+                info!("{line}");
+            }
+        }
+        db.store
+            .ensure_indexes()
+            .await
+            .with_context(|| format!("creating the indexes of database `{}`", args.mongodb_db))?;
+        Ok(db)
+    }
+
+    /// Connects (starting the embedded `mongod` if no URI is set), and
+    /// checks that MongoDB answers; writes nothing.
+    pub async fn connect(args: &MongoArgs) -> anyhow::Result<Self> {
         let (uri, embedded) = match &args.mongodb_uri {
             Some(uri) => (uri.clone(), None),
             None => {
@@ -40,7 +65,8 @@ impl Database {
         let client = mongo::connect(&uri).await.context("parsing MONGODB_URI")?;
         let store = Store::new(client.database(&args.mongodb_db));
         store
-            .ensure_indexes()
+            .db
+            .run_command(mongodb::bson::doc! { "ping": 1 })
             .await
             .with_context(|| format!("cannot reach MongoDB at {}", redact(&uri)))?;
         let api_client = mongo::connect_api(&uri)

@@ -7,6 +7,7 @@
 mod config;
 mod database;
 mod demo;
+mod migrate;
 mod periodic;
 mod run;
 mod simulate;
@@ -40,7 +41,7 @@ async fn main() -> ExitCode {
 async fn server(command: ServerCommand, log: LogArgs) -> anyhow::Result<()> {
     // The demo narrates on stdout; only problems should interrupt it.
     let default_log = match command {
-        ServerCommand::Demo(_) => "warn",
+        ServerCommand::Demo(_) | ServerCommand::Migrate(_) => "warn",
         _ => "info",
     };
     telemetry::init_logging(log.log_format, default_log);
@@ -52,6 +53,7 @@ async fn server(command: ServerCommand, log: LogArgs) -> anyhow::Result<()> {
         ServerCommand::Controller(args) => run::controller(args, prometheus).await,
         ServerCommand::Demo(args) => demo::demo(args, prometheus).await,
         ServerCommand::Simulate(args) => simulate::simulate(args).await,
+        ServerCommand::Migrate(args) => migrate::migrate(args).await,
         ServerCommand::Openapi(args) => {
             let document = dezky_api::openapi::document(&args.plan_quotas);
             println!("{}", serde_json::to_string_pretty(&document)?);

@@ -11,7 +11,7 @@ use anyhow::Context;
 use axum::Router;
 use dezky_api::{ApiConfig, Readiness};
 use dezky_controller::{Controller, ControllerConfig, ControllerHealth};
-use dezky_core::store::Store;
+use dezky_core::store::{Store, StoreError};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -147,10 +147,14 @@ pub async fn seed(store: &Store, tenants: &TenantArgs) -> anyhow::Result<()> {
     }
     dezky_core::validate::slug(&tenants.default_tenant_slug).context("DEFAULT_TENANT_SLUG")?;
     let plan = tenants.plan_quotas.default_plan();
-    dezky_api::ensure_default_tenant(store, &tenants.default_tenant_slug, plan)
-        .await
-        .context("creating the default tenant")?;
-    Ok(())
+    match dezky_api::ensure_default_tenant(store, &tenants.default_tenant_slug, plan).await {
+        // It exists but cannot be read: reported, and no reason not to serve the others.
+        Err(StoreError::Undecodable(e)) => {
+            e.report();
+            Ok(())
+        }
+        result => result.map(|_| ()).context("creating the default tenant"),
+    }
 }
 
 /// The API router for the given settings; its background work ends with `stop`.

@@ -7,6 +7,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use dezky_core::store::decode::Undecodable;
 use dezky_core::store::StoreError;
 use dezky_core::validate::FieldError;
 use serde::Serialize;
@@ -61,6 +62,10 @@ pub enum ApiError {
     /// 503: MongoDB is not reachable (answered within about 2 s).
     #[error("the database is not reachable; retry later")]
     DatabaseUnavailable,
+    /// 500: a stored document does not fit the model (hand-edited, or of
+    /// another schema); names the document and the field, never its content.
+    #[error("{0}")]
+    Undecodable(Undecodable),
     /// 500: a bug or a database failure; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -94,7 +99,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Undecodable(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -112,6 +117,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             ApiError::DatabaseUnavailable => ErrorCode::DatabaseUnavailable,
+            ApiError::Undecodable(_) => ErrorCode::UndecodableDocument,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -122,15 +128,16 @@ impl ApiError {
                 field.as_deref()
             }
             ApiError::UnknownField(name) => Some(name),
+            ApiError::Undecodable(e) => Some(&e.field),
             _ => None,
         }
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let message = match &self {
+impl ApiError {
+    /// The status code and body of this error.
+    pub fn body(&self) -> (StatusCode, ErrorBody) {
+        let message = match self {
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "request failed");
                 "internal error".to_string()
@@ -144,6 +151,13 @@ impl IntoResponse for ApiError {
                 field: self.field().map(str::to_owned),
             },
         };
+        (self.status(), body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.body();
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
@@ -178,6 +192,8 @@ pub enum ErrorCode {
     DatabaseUnavailable,
     /// `/readyz` only: MongoDB or the controller is not ready.
     NotReady,
+    /// A stored document does not fit the model; `field` names the field.
+    UndecodableDocument,
     Internal,
 }
 
@@ -232,6 +248,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Mongo(e) => e.into(),
+            StoreError::Undecodable(e) => ApiError::Undecodable(e),
             other => ApiError::Internal(other.to_string()),
         }
     }

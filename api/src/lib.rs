@@ -24,6 +24,7 @@ mod pagination;
 mod requests;
 pub mod seed;
 mod state;
+mod stored;
 mod subscriptions;
 pub mod tenant_cache;
 mod tenants;

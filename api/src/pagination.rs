@@ -9,11 +9,11 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use dezky_core::store::decode::{decode, Stored, Undecodable};
 use dezky_core::Id;
 use futures::TryStreamExt;
-use mongodb::bson::{doc, Document};
+use mongodb::bson::{doc, Document, RawDocumentBuf};
 use mongodb::Collection;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -122,27 +122,10 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Documents that can be listed: they expose their `_id` for the cursor.
-pub trait Keyed {
-    fn key(&self) -> Id;
-}
-
-macro_rules! keyed {
-    ($($t:ty),*) => {$(
-        impl Keyed for $t {
-            fn key(&self) -> Id { self.id }
-        }
-    )*};
-}
-keyed!(
-    dezky_core::model::Tenant,
-    dezky_core::model::User,
-    dezky_core::model::Subscription,
-    dezky_core::model::TenantEvent
-);
-
 /// One page of `collection` matching `filter`; `projection` leaves out
-/// fields a list does not show.
+/// fields a list does not show. Each document is decoded on its own: one
+/// that does not decode is left out and reported (see
+/// `dezky_core::store::decode`), so it never fails the page.
 pub async fn list<T>(
     collection: &Collection<T>,
     mut filter: Document,
@@ -151,7 +134,7 @@ pub async fn list<T>(
     page: PageRequest,
 ) -> Result<Page<T>, ApiError>
 where
-    T: DeserializeOwned + Serialize + Keyed + Send + Sync,
+    T: Stored + Serialize + Send + Sync,
 {
     let (op, direction) = match order {
         Order::OldestFirst => ("$gt", 1),
@@ -165,19 +148,27 @@ where
             doc! { "$and": [filter, keyset] }
         };
     }
-    let mut find = collection
+    let raw_collection = collection.clone_with_type::<RawDocumentBuf>();
+    let mut find = raw_collection
         .find(filter)
         .sort(doc! { "_id": direction })
         .limit(i64::from(page.limit) + 1);
     if let Some(projection) = projection {
         find = find.projection(projection);
     }
-    let mut items: Vec<T> = find.await?.try_collect().await?;
-    let more = items.len() > page.limit as usize;
+    let raw: Vec<RawDocumentBuf> = find.await?.try_collect().await?;
+    let more = raw.len() > page.limit as usize;
+    let mut items: Vec<T> = raw
+        .iter()
+        .take(page.limit as usize)
+        .filter_map(|raw| decode::<T>(raw).inspect_err(Undecodable::report).ok())
+        .collect();
+    let last = raw
+        .get(page.limit as usize - 1)
+        .and_then(|raw| raw.get_object_id("_id").ok());
     items.truncate(page.limit as usize);
-    let next = more
-        .then(|| items.last().map(|last| encode_cursor(last.key())))
-        .flatten();
+    // The cursor is the last document read, decoded or not.
+    let next = more.then(|| last.map(|id| encode_cursor(Id(id)))).flatten();
     Ok(Page {
         items,
         next_cursor: next,

@@ -1,15 +1,16 @@
 //! The default tenant (`DEFAULT_TENANT_SLUG`) and its subscription, created
 //! at start. Idempotent and race-safe: both writes are upserts keyed by a
 //! unique index, so two processes starting at once end with one tenant and
-//! one subscription, and an existing tenant is never modified.
+//! one subscription, and an existing tenant is never modified (one the
+//! previous service left is recognised by its slug, once migrated).
 
 use dezky_core::model::{Subscription, SubscriptionStatus, Tenant};
+use dezky_core::store::decode::{decode, Stored};
 use dezky_core::store::{is_duplicate_key, Store, StoreError};
-use dezky_core::{Id, Timestamp};
-use mongodb::bson::{doc, Document};
+use dezky_core::Timestamp;
+use mongodb::bson::{doc, Document, RawDocumentBuf};
 use mongodb::options::ReturnDocument;
 use mongodb::Collection;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use dezky_core::store::encode::to_document;
@@ -24,17 +25,7 @@ pub async fn ensure_default_tenant(
     let now = Timestamp::now();
     let fresh = Tenant::new(slug, slug, plan, now);
     let tenant = upsert(&store.tenants, doc! { "slug": slug }, &fresh).await?;
-    let subscription = Subscription {
-        id: Id::new(),
-        tenant_id: tenant.id,
-        plan: tenant.plan.clone(),
-        status: SubscriptionStatus::Active,
-        stripe_customer_id: None,
-        stripe_subscription_id: None,
-        current_period_end: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let subscription = Subscription::new(tenant.id, &tenant.plan, SubscriptionStatus::Active, now);
     upsert(
         &store.subscriptions,
         doc! { "tenantId": tenant.id },
@@ -49,8 +40,9 @@ pub async fn ensure_default_tenant(
 /// (the other process inserted first), after which the document is read.
 async fn upsert<T>(collection: &Collection<T>, key: Document, fresh: &T) -> Result<T, StoreError>
 where
-    T: Serialize + DeserializeOwned + Send + Sync,
+    T: Serialize + Stored + Send + Sync,
 {
+    let collection = collection.clone_with_type::<RawDocumentBuf>();
     let mut insert = to_document(fresh)?;
     for field in key.keys() {
         insert.remove(field);
@@ -65,6 +57,7 @@ where
         Err(e) if is_duplicate_key(&e) => collection.find_one(key).await?,
         Err(e) => return Err(e.into()),
     };
+    let stored = stored.map(|raw| decode::<T>(&raw)).transpose()?;
     stored.ok_or_else(|| {
         StoreError::Mongo(mongodb::error::Error::custom(
             "the upserted document vanished",

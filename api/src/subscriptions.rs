@@ -10,7 +10,7 @@ use dezky_core::model::{Subscription, SubscriptionStatus};
 use dezky_core::schema::Plan;
 use dezky_core::store::is_duplicate_key;
 use dezky_core::{Id, Timestamp};
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use mongodb::options::ReturnDocument;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -20,6 +20,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::json::{present, ApiJson, JsonBody};
 use crate::pagination::{self, Order, Page, PageRequest};
 use crate::state::ApiContext;
+use crate::stored;
 use dezky_core::store::encode::to_bson;
 
 /// Routes of this resource.
@@ -94,11 +95,9 @@ async fn find_visible(ctx: &ApiContext, actor: &Actor, id: &str) -> ApiResult<Su
     let id: Id = id
         .parse()
         .map_err(|_| ApiError::not_found("subscription"))?;
-    ctx.store
-        .subscriptions
-        .find_one(doc! { "_id": id })
+    stored::find_one(&ctx.store.subscriptions, doc! { "_id": id }, None)
         .await?
-        .filter(|s| actor.0.can_see(s.tenant_id))
+        .filter(|s: &Subscription| actor.0.can_see(s.tenant_id))
         .ok_or_else(|| ApiError::not_found("subscription"))
 }
 
@@ -158,15 +157,10 @@ async fn create(
     }
     let now = Timestamp::now();
     let subscription = Subscription {
-        id: Id::new(),
-        tenant_id: body.tenant_id,
-        plan: body.plan,
-        status: body.status,
         stripe_customer_id: body.stripe_customer_id,
         stripe_subscription_id: body.stripe_subscription_id,
         current_period_end: body.current_period_end,
-        created_at: now,
-        updated_at: now,
+        ..Subscription::new(body.tenant_id, &body.plan, body.status, now)
     };
     match ctx.store.subscriptions.insert_one(&subscription).await {
         Ok(_) => Ok((StatusCode::CREATED, ApiJson(subscription)).into_response()),
@@ -226,11 +220,14 @@ async fn update(
     if let Some(end) = patch.current_period_end {
         set.insert("currentPeriodEnd", end.map(Bson::from));
     }
-    ctx.store
+    let updated = ctx
+        .store
         .subscriptions
+        .clone_with_type::<RawDocumentBuf>()
         .find_one_and_update(doc! { "_id": subscription.id }, doc! { "$set": set })
         .return_document(ReturnDocument::After)
-        .await?
+        .await?;
+    stored::decoded(updated)?
         .map(ApiJson)
         .ok_or_else(|| ApiError::not_found("subscription"))
 }

@@ -22,7 +22,7 @@ use dezky_core::model::{BillingInfo, DeletionPolicy, Subscription, SubscriptionS
 use dezky_core::schema::Plan;
 use dezky_core::store::is_duplicate_key;
 use dezky_core::{validate, Id, Timestamp};
-use mongodb::bson::{doc, Document};
+use mongodb::bson::{doc, Document, RawDocumentBuf};
 use mongodb::options::ReturnDocument;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -32,6 +32,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::json::{json_response, present, ApiJson, JsonBody};
 use crate::pagination::{self, Order, Page, PageRequest};
 use crate::state::ApiContext;
+use crate::stored;
 use crate::tenant_cache::{Lookup, Scope};
 use dezky_core::store::encode::to_bson;
 
@@ -154,11 +155,22 @@ async fn ensure_domains_free(
     if let Some(own) = own {
         filter.insert("_id", doc! { "$ne": own });
     }
-    if let Some(other) = ctx.store.tenants.find_one(filter).await? {
+    let owner = ctx
+        .store
+        .tenants
+        .clone_with_type::<Document>()
+        .find_one(filter)
+        .projection(doc! { "domains": 1 })
+        .await?;
+    if let Some(owner) = owner {
+        let theirs = owner
+            .get_array("domains")
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let (i, taken) = domains
             .iter()
             .enumerate()
-            .find(|(_, d)| other.domains.contains(d))
+            .find(|(_, d)| theirs.iter().any(|t| t.as_str() == Some(d.as_str())))
             .unwrap_or((0, &domains[0]));
         return Err(domain_taken(Some(format!("domains[{i}]")), taken));
     }
@@ -184,12 +196,7 @@ pub async fn load_visible(ctx: &ApiContext, actor: &Actor, slug: &str) -> ApiRes
 
 /// The tenant `slug` as the API shows it, whoever may see it.
 async fn load(ctx: &ApiContext, slug: &str) -> ApiResult<Option<Tenant>> {
-    Ok(ctx
-        .store
-        .tenants
-        .find_one(doc! { "slug": slug })
-        .projection(api_view())
-        .await?)
+    stored::find_one(&ctx.store.tenants, doc! { "slug": slug }, Some(api_view())).await
 }
 
 async fn load_administered(ctx: &ApiContext, actor: &Actor, slug: &str) -> ApiResult<Tenant> {
@@ -250,9 +257,9 @@ async fn create(
     if ctx
         .store
         .tenants
-        .find_one(doc! { "slug": &body.slug })
+        .count_documents(doc! { "slug": &body.slug })
         .await?
-        .is_some()
+        > 0
     {
         return Err(slug_taken(&body.slug));
     }
@@ -323,17 +330,8 @@ fn slug_taken(slug: &str) -> ApiError {
 /// Every tenant starts with a `trialing` subscription on its plan.
 pub(crate) async fn insert_subscription(ctx: &ApiContext, tenant: &Tenant) -> ApiResult<()> {
     let now = Timestamp::now();
-    let subscription = Subscription {
-        id: Id::new(),
-        tenant_id: tenant.id,
-        plan: tenant.plan.clone(),
-        status: SubscriptionStatus::Trialing,
-        stripe_customer_id: None,
-        stripe_subscription_id: None,
-        current_period_end: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let subscription =
+        Subscription::new(tenant.id, &tenant.plan, SubscriptionStatus::Trialing, now);
     match ctx.store.subscriptions.insert_one(&subscription).await {
         Err(e) if !is_duplicate_key(&e) => Err(e.into()),
         _ => Ok(()),
@@ -405,13 +403,20 @@ async fn read(
     }
 }
 
-/// The `$set` document of the fields `patch` really changes.
-fn changes(
-    ctx: &ApiContext,
-    tenant: &Tenant,
-    patch: &PatchTenant,
-) -> ApiResult<(Document, Option<Vec<String>>)> {
+/// What a PATCH writes: `$set` and `$unset` of the fields it really
+/// changes, and the new domains if they change.
+struct Changes {
+    set: Document,
+    unset: Document,
+    domains: Option<Vec<String>>,
+}
+
+/// The changes `patch` really makes. Only modeled fields are written, one
+/// by one: keys of `billingInfo` this service does not model (a VAT id the
+/// previous service stored) survive every change of the modeled ones.
+fn changes(ctx: &ApiContext, tenant: &Tenant, patch: &PatchTenant) -> ApiResult<Changes> {
     let mut set = Document::new();
+    let mut unset = Document::new();
     let mut new_domains = None;
     if let Some(slug) = &patch.slug {
         if *slug != tenant.slug {
@@ -439,8 +444,23 @@ fn changes(
     }
     if let Some(billing) = &patch.billing_info {
         validate_billing(billing.as_ref())?;
-        if *billing != tenant.billing_info {
-            set.insert("billingInfo", to_bson(billing)?);
+        let email = billing.as_ref().and_then(|b| b.email.as_deref());
+        match (email, tenant.billing_email(), &tenant.billing_info) {
+            (wanted, stored, _) if wanted == stored => {}
+            // A stored sub-document: change its modeled key only.
+            (Some(email), _, Some(_)) => {
+                set.insert("billingInfo.email", email);
+            }
+            (Some(_), _, None) => {
+                set.insert("billingInfo", to_bson(billing)?);
+            }
+            // Keys this service does not model stay; without any, none is left.
+            (None, _, _) if tenant.extra.get("billingInfo").is_some() => {
+                unset.insert("billingInfo.email", "");
+            }
+            (None, _, _) => {
+                set.insert("billingInfo", mongodb::bson::Bson::Null);
+            }
         }
     }
     if let Some(policy) = patch.deletion_policy {
@@ -453,7 +473,11 @@ fn changes(
             set.insert("paused", paused);
         }
     }
-    Ok((set, new_domains))
+    Ok(Changes {
+        set,
+        unset,
+        domains: new_domains,
+    })
 }
 
 /// Attempts of an unconditional PATCH that lost a race with another writer.
@@ -507,8 +531,12 @@ async fn patch_once(
     if let Some(expected) = expected.filter(|g| *g != tenant.generation) {
         return Err(stale(expected, tenant.generation));
     }
-    let (mut set, new_domains) = changes(ctx, &tenant, patch)?;
-    if set.is_empty() {
+    let Changes {
+        mut set,
+        unset,
+        domains: new_domains,
+    } = changes(ctx, &tenant, patch)?;
+    if set.is_empty() && unset.is_empty() {
         return Ok(Some(tenant));
     }
     if let Some(domains) = &new_domains {
@@ -519,27 +547,38 @@ async fn patch_once(
     let updated = ctx
         .store
         .tenants
+        .clone_with_type::<RawDocumentBuf>()
         .find_one_and_update(
             doc! { "_id": tenant.id, "generation": tenant.generation, "deletionRequestedAt": null },
-            doc! { "$set": set, "$inc": { "generation": 1 } },
+            patch_update(set, unset),
         )
         .return_document(ReturnDocument::After)
         .projection(api_view())
         .session(&mut session)
         .await;
-    match updated {
-        Ok(Some(updated)) => {
+    match updated.map(stored::decoded::<Tenant>) {
+        Ok(Ok(Some(updated))) => {
             ctx.tenant_cache.pin(updated.id, &updated.slug, &session);
             Ok(Some(updated))
         }
+        Ok(Err(e)) => Err(e),
         // Someone else changed the tenant in between: re-evaluate.
-        Ok(None) => Ok(None),
+        Ok(Ok(None)) => Ok(None),
         Err(e) if is_duplicate_key(&e) => Err(domain_taken(
             None,
             &new_domains.unwrap_or_default().join(", "),
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The update of a PATCH: its `$set` and `$unset`, and the generation bump.
+fn patch_update(set: Document, unset: Document) -> Document {
+    let mut update = doc! { "$set": set, "$inc": { "generation": 1 } };
+    if !unset.is_empty() {
+        update.insert("$unset", unset);
+    }
+    update
 }
 
 fn concurrent_update() -> ApiError {
@@ -581,6 +620,7 @@ async fn request_deletion(
     let updated = ctx
         .store
         .tenants
+        .clone_with_type::<RawDocumentBuf>()
         .find_one_and_update(
             filter,
             doc! {
@@ -592,7 +632,7 @@ async fn request_deletion(
         .projection(api_view())
         .session(&mut session)
         .await?;
-    match updated {
+    match stored::decoded::<Tenant>(updated)? {
         Some(tenant) => {
             ctx.tenant_cache.pin(tenant.id, &tenant.slug, &session);
             Ok(tenant_response(StatusCode::ACCEPTED, &tenant))

@@ -12,7 +12,7 @@ use dezky_core::model::{group_name, Role, Subscription, Tenant, User};
 use dezky_core::store::is_duplicate_key;
 use dezky_core::{validate, Id, Timestamp};
 use futures::TryStreamExt;
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use mongodb::options::ReturnDocument;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -22,6 +22,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::json::{ApiJson, JsonBody};
 use crate::pagination::{self, Order, Page, PageRequest};
 use crate::state::ApiContext;
+use crate::stored;
 use crate::tenants::api_view;
 use dezky_core::store::encode::to_bson;
 
@@ -120,9 +121,7 @@ fn dedup(ids: &[Id]) -> Vec<Id> {
 /// The user with this path id, if it parses and exists.
 async fn find(ctx: &ApiContext, id: &str) -> ApiResult<User> {
     let id: Id = id.parse().map_err(|_| ApiError::not_found("user"))?;
-    ctx.store
-        .users
-        .find_one(doc! { "_id": id })
+    stored::find_one(&ctx.store.users, doc! { "_id": id }, None)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))
 }
@@ -138,13 +137,24 @@ async fn claimed_tenants(ctx: &ApiContext, claims: &Claims, user: Id) -> ApiResu
         .filter_map(|g| g.strip_prefix(prefix))
         .collect();
     let filter = doc! { "$or": [ { "slug": { "$in": candidates } }, { "createdBy": user } ] };
-    let tenants: Vec<Tenant> = ctx.store.tenants.find(filter).await?.try_collect().await?;
+    // Only the fields needed, so a tenant that does not decode fails no one.
+    let tenants: Vec<Document> = ctx
+        .store
+        .tenants
+        .clone_with_type::<Document>()
+        .find(filter)
+        .projection(doc! { "slug": 1, "createdBy": 1 })
+        .await?
+        .try_collect()
+        .await?;
     let mut ids: Vec<Id> = tenants
         .iter()
         .filter(|t| {
-            t.created_by == Some(user) || claims.groups.contains(&group_name(prefix, &t.slug))
+            let created = t.get_object_id("createdBy").is_ok_and(|by| by == user.0);
+            let slug = t.get_str("slug").unwrap_or_default();
+            created || claims.groups.contains(&group_name(prefix, slug))
         })
-        .map(|t| t.id)
+        .filter_map(|t| t.get_object_id("_id").ok().map(Id))
         .collect();
     ids.sort();
     Ok(ids)
@@ -157,12 +167,18 @@ async fn me(State(ctx): State<ApiContext>, SignedIn(claims): SignedIn) -> ApiRes
     let mut attempts = 0;
     let user = loop {
         attempts += 1;
-        let existing = users
-            .find_one(doc! { "authentikSubjectId": &claims.sub })
-            .await?;
+        let existing =
+            stored::find_one(users, doc! { "authentikSubjectId": &claims.sub }, None).await?;
         let id = existing.as_ref().map_or_else(Id::new, |u| u.id);
-        let tenant_ids = claimed_tenants(&ctx, &claims, id).await?;
-        let platform_admin = claims.groups.contains(&ctx.config.platform_admin_group);
+        // Grants (memberships and admin kept from the previous service)
+        // stay whatever the token says.
+        let mut tenant_ids = claimed_tenants(&ctx, &claims, id).await?;
+        let granted = existing.as_ref().map(|u| u.granted_tenant_ids.as_slice());
+        tenant_ids.extend(granted.unwrap_or_default());
+        tenant_ids.sort();
+        tenant_ids.dedup();
+        let platform_admin = claims.groups.contains(&ctx.config.platform_admin_group)
+            || existing.as_ref().is_some_and(|u| u.granted_platform_admin);
         let now = Timestamp::now();
         let mut set = doc! {
             "platformAdmin": platform_admin,
@@ -179,6 +195,7 @@ async fn me(State(ctx): State<ApiContext>, SignedIn(claims): SignedIn) -> ApiRes
             set.insert("name", name);
         }
         let result = users
+            .clone_with_type::<RawDocumentBuf>()
             .find_one_and_update(
                 doc! { "authentikSubjectId": &claims.sub },
                 doc! {
@@ -190,7 +207,9 @@ async fn me(State(ctx): State<ApiContext>, SignedIn(claims): SignedIn) -> ApiRes
             .return_document(ReturnDocument::After)
             .await;
         match result {
-            Ok(Some(user)) => {
+            Ok(Some(raw)) => {
+                let user: User = stored::decoded(Some(raw))?
+                    .ok_or_else(|| ApiError::Internal("upsert returned no user".into()))?;
                 ctx.actors.forget(user.id);
                 break user;
             }
@@ -200,23 +219,19 @@ async fn me(State(ctx): State<ApiContext>, SignedIn(claims): SignedIn) -> ApiRes
             Err(e) => return Err(e.into()),
         }
     };
-    let tenants: Vec<Tenant> = ctx
-        .store
-        .tenants
-        .find(doc! { "_id": { "$in": ids_bson(&user.tenant_ids) } })
-        .sort(doc! { "_id": 1 })
-        .projection(api_view())
-        .await?
-        .try_collect()
-        .await?;
-    let subscriptions: Vec<Subscription> = ctx
-        .store
-        .subscriptions
-        .find(doc! { "tenantId": { "$in": ids_bson(&user.tenant_ids) } })
-        .sort(doc! { "_id": 1 })
-        .await?
-        .try_collect()
-        .await?;
+    let ids = ids_bson(&user.tenant_ids);
+    let tenants: Vec<Tenant> = stored::find_all(
+        &ctx.store.tenants,
+        doc! { "_id": { "$in": &ids } },
+        Some(api_view()),
+    )
+    .await?;
+    let subscriptions: Vec<Subscription> = stored::find_all(
+        &ctx.store.subscriptions,
+        doc! { "tenantId": { "$in": ids } },
+        None,
+    )
+    .await?;
     Ok(ApiJson(Me {
         user,
         tenants,
@@ -266,15 +281,12 @@ async fn create(
     ensure_tenants_exist(&ctx, &tenant_ids).await?;
     let now = Timestamp::now();
     let user = User {
-        id: Id::new(),
-        authentik_subject_id: subject.to_string(),
         email: body.email,
         name: body.name,
         role: body.role,
         platform_admin: body.platform_admin,
         tenant_ids,
-        created_at: now,
-        updated_at: now,
+        ..User::new(subject, now)
     };
     match ctx.store.users.insert_one(&user).await {
         Ok(_) => Ok((StatusCode::CREATED, ApiJson(user)).into_response()),
@@ -333,22 +345,36 @@ async fn update(
     if let Some(role) = patch.role {
         set.insert("role", to_bson(&role)?);
     }
+    // A grant kept from the previous service ends with what revokes it.
     if let Some(admin) = patch.platform_admin {
         set.insert("platformAdmin", admin);
+        if !admin && user.granted_platform_admin {
+            set.insert("grantedPlatformAdmin", false);
+        }
     }
     if let Some(ids) = patch.tenant_ids {
         let ids = dedup(&ids);
         ensure_tenants_exist(&ctx, &ids).await?;
         set.insert("tenantIds", ids_bson(&ids));
+        if !user.granted_tenant_ids.is_empty() {
+            let kept: Vec<Id> = user
+                .granted_tenant_ids
+                .iter()
+                .copied()
+                .filter(|id| ids.contains(id))
+                .collect();
+            set.insert("grantedTenantIds", ids_bson(&kept));
+        }
     }
     let updated = ctx
         .store
         .users
+        .clone_with_type::<RawDocumentBuf>()
         .find_one_and_update(doc! { "_id": user.id }, doc! { "$set": set })
         .return_document(ReturnDocument::After)
         .await?;
     ctx.actors.forget(user.id);
-    updated
+    stored::decoded(updated)?
         .map(ApiJson)
         .ok_or_else(|| ApiError::not_found("user"))
 }

@@ -3,7 +3,7 @@
 
 pub mod backoff;
 pub mod group;
-pub mod lease;
+pub use dezky_core::store::lease;
 pub mod pass;
 pub mod plan;
 pub mod queue;

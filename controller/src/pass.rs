@@ -33,7 +33,8 @@ pub enum PassEnd {
     Converged,
     /// Some system is in error or pending: retry with backoff.
     Retry,
-    /// The tenant document is gone (never existed or deleted now).
+    /// The tenant document is gone (never existed or deleted now), or
+    /// cannot be read until it changes.
     Gone,
 }
 
@@ -343,8 +344,8 @@ async fn remove(store: &Store, tenant: &Tenant) -> Result<(), StoreError> {
     store
         .users
         .update_many(
-            doc! { "tenantIds": tenant.id },
-            doc! { "$pull": { "tenantIds": tenant.id } },
+            doc! { "$or": [ { "tenantIds": tenant.id }, { "grantedTenantIds": tenant.id } ] },
+            doc! { "$pull": { "tenantIds": tenant.id, "grantedTenantIds": tenant.id } },
         )
         .await?;
     store

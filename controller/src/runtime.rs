@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dezky_core::store::Store;
+use dezky_core::store::{Store, StoreError};
 use dezky_core::Id;
 use rand::Rng;
 use tokio::task::JoinSet;
@@ -283,6 +283,12 @@ impl Worker {
         .await;
         let end = match joined {
             Ok(Ok(Ok(end))) => end,
+            // Retrying cannot help a document that does not decode: report
+            // it once; its next change (or the next relist) tries again.
+            Ok(Ok(Err(StoreError::Undecodable(e)))) => {
+                e.report();
+                PassEnd::Gone
+            }
             Ok(Ok(Err(e))) => {
                 warn!(tenant_id = %id, error = %e, "pass failed on the database");
                 PassEnd::Retry

@@ -10,6 +10,7 @@
 
 pub mod http;
 pub mod id;
+pub mod migrate;
 pub mod model;
 pub mod mongo;
 pub mod plans;

@@ -178,21 +178,10 @@ pub async fn follow_users(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dezky_core::model::Role;
     use dezky_core::Timestamp;
 
     fn user(subject: &str) -> Arc<User> {
-        Arc::new(User {
-            id: Id::new(),
-            authentik_subject_id: subject.into(),
-            email: String::new(),
-            name: String::new(),
-            role: Role::Member,
-            platform_admin: false,
-            tenant_ids: Vec::new(),
-            created_at: Timestamp::now(),
-            updated_at: Timestamp::now(),
-        })
+        Arc::new(User::new(subject, Timestamp::now()))
     }
 
     #[test]

@@ -13,13 +13,14 @@ pub use verifier::{Claims, DiscoveryError, Verifier, LEEWAY_SECS, REFETCH_INTERV
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use dezky_core::model::{Role, Tenant, User};
+use dezky_core::model::{Tenant, User};
 use dezky_core::store::is_duplicate_key;
-use dezky_core::{Id, Timestamp};
+use dezky_core::Timestamp;
 use mongodb::bson::doc;
 
 use crate::error::ApiError;
 use crate::state::ApiContext;
+use crate::stored;
 
 /// A caller with a valid bearer token.
 pub struct SignedIn(pub Arc<Claims>);
@@ -73,9 +74,8 @@ impl Actor {
         }
         let users = &ctx.store.users;
         let ticket = ctx.actors.ticket();
-        if let Some(user) = users
-            .find_one(doc! { "authentikSubjectId": &claims.sub })
-            .await?
+        if let Some(user) =
+            stored::find_one(users, doc! { "authentikSubjectId": &claims.sub }, None).await?
         {
             let user = Arc::new(user);
             ctx.actors.store(ticket, user.clone());
@@ -83,24 +83,19 @@ impl Actor {
         }
         let now = Timestamp::now();
         let user = User {
-            id: Id::new(),
-            authentik_subject_id: claims.sub.clone(),
             email: claims.email.clone().unwrap_or_default(),
             name: display_name(claims),
-            role: Role::Member,
-            platform_admin: false,
-            tenant_ids: Vec::new(),
-            created_at: now,
-            updated_at: now,
+            ..User::new(&claims.sub, now)
         };
         match users.insert_one(&user).await {
             Ok(_) => Ok(Actor(Arc::new(user))),
             // Another request of the same caller created it first.
-            Err(e) if is_duplicate_key(&e) => users
-                .find_one(doc! { "authentikSubjectId": &claims.sub })
-                .await?
-                .map(|user| Actor(Arc::new(user)))
-                .ok_or_else(|| ApiError::Internal("user vanished after a duplicate key".into())),
+            Err(e) if is_duplicate_key(&e) => {
+                stored::find_one(users, doc! { "authentikSubjectId": &claims.sub }, None)
+                    .await?
+                    .map(|user| Actor(Arc::new(user)))
+                    .ok_or_else(|| ApiError::Internal("user vanished after a duplicate key".into()))
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -1,6 +1,8 @@
 //! One cached tenant: its API JSON, serialized once per change, and its
 //! `ETag`. A `GET` answers with a reference-counted copy of the bytes; a page
-//! is the entries' bytes joined into the list shape.
+//! is the entries' bytes joined into the list shape. A stored document that
+//! does not decode is cached as *broken*: `GET` answers its 500
+//! `undecodable_document` error (naming the field), lists and watches skip it.
 
 use std::sync::Arc;
 
@@ -8,8 +10,11 @@ use axum::body::Bytes;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use dezky_core::model::Tenant;
+use dezky_core::store::decode::decode;
 use dezky_core::Id;
+use mongodb::bson::RawDocument;
 
+use crate::error::ApiError;
 use crate::json::{json_response, to_api_json};
 use crate::tenants::etag;
 
@@ -24,6 +29,8 @@ pub struct CachedTenant {
     /// Exactly what `ApiJson(&tenant)` writes.
     json: Bytes,
     etag: Option<HeaderValue>,
+    /// The stored document does not decode; `json` is its error body.
+    broken: bool,
 }
 
 /// Why a stored tenant cannot be cached.
@@ -38,6 +45,34 @@ pub enum EntryError {
 }
 
 impl CachedTenant {
+    /// The entry of a stored tenant document (in the API view), broken if
+    /// it does not decode (reported once here); `None` without an ObjectId
+    /// `_id`, which no tenant lacks.
+    pub fn stored(raw: &RawDocument) -> Result<Option<Self>, EntryError> {
+        let error = match decode::<Tenant>(raw) {
+            Ok(tenant) => return CachedTenant::new(tenant).map(Some),
+            Err(error) => error,
+        };
+        let Ok(id) = raw.get_object_id("_id") else {
+            error.report();
+            return Ok(None);
+        };
+        error.report();
+        let slug = error.slug.clone().unwrap_or_default();
+        let generation = raw.get_i64("generation").unwrap_or_default();
+        let (_, body) = ApiError::Undecodable(error).body();
+        let json =
+            to_api_json(&body).map_err(|source| EntryError::Serialize { id: Id(id), source })?;
+        Ok(Some(CachedTenant {
+            id: Id(id),
+            slug: Arc::from(slug),
+            generation,
+            json: Bytes::from(json),
+            etag: None,
+            broken: true,
+        }))
+    }
+
     /// The entry of `tenant`, in the API view (`tenants::api_view`: without
     /// the dry-run request and answer, which only `/plan` serves).
     pub fn new(mut tenant: Tenant) -> Result<Self, EntryError> {
@@ -54,6 +89,7 @@ impl CachedTenant {
             slug: Arc::from(tenant.slug),
             // An exact copy: the serializer's buffer starts at 1 KiB.
             json: Bytes::copy_from_slice(&json),
+            broken: false,
         })
     }
 
@@ -69,6 +105,11 @@ impl CachedTenant {
         self.generation
     }
 
+    /// Whether the stored document does not decode (its JSON is the error).
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
     /// The JSON body.
     pub fn json(&self) -> &[u8] {
         &self.json
@@ -80,8 +121,13 @@ impl CachedTenant {
         self.json == other.json
     }
 
-    /// The answer `tenants::tenant_response` gives for this tenant.
+    /// The answer `tenants::tenant_response` gives for this tenant (a
+    /// broken one: its 500).
     pub fn response(&self, status: StatusCode) -> Response {
+        let status = match self.broken {
+            true => StatusCode::INTERNAL_SERVER_ERROR,
+            false => status,
+        };
         let mut response = (status, json_response(self.json.clone())).into_response();
         if let Some(etag) = &self.etag {
             response.headers_mut().insert(header::ETAG, etag.clone());

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use dezky_core::model::Tenant;
 use dezky_core::Id;
-use mongodb::bson::{doc, Document, Timestamp};
+use mongodb::bson::{doc, Document, RawDocumentBuf, Timestamp};
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
 use mongodb::options::FullDocumentType;
 use mongodb::Collection;
@@ -57,6 +57,8 @@ enum FollowError {
 
 /// Keeps `cache` equal to `tenants` until `stop` fires.
 pub async fn follow(cache: Arc<TenantCache>, tenants: Collection<Tenant>, stop: CancellationToken) {
+    // Undecoded: each document is decoded on its own (see `CachedTenant::stored`).
+    let tenants = tenants.clone_with_type::<RawDocumentBuf>();
     let mut retry = RETRY_FIRST;
     while !stop.is_cancelled() {
         let mut synced = false;
@@ -84,7 +86,7 @@ pub async fn follow(cache: Arc<TenantCache>, tenants: Collection<Tenant>, stop: 
 /// One view: list, open the stream, apply events until something fails.
 async fn run(
     cache: &TenantCache,
-    tenants: &Collection<Tenant>,
+    tenants: &Collection<RawDocumentBuf>,
     synced: &mut bool,
 ) -> Result<Infallible, FollowError> {
     let ticket = cache.read().begin_list();
@@ -131,7 +133,9 @@ async fn run(
 }
 
 /// Every tenant in the API view, read in one snapshot; and its cluster time.
-async fn list(tenants: &Collection<Tenant>) -> Result<(Vec<CachedTenant>, Timestamp), FollowError> {
+async fn list(
+    tenants: &Collection<RawDocumentBuf>,
+) -> Result<(Vec<CachedTenant>, Timestamp), FollowError> {
     let mut session = tenants.client().start_session().snapshot(true).await?;
     let mut cursor = tenants
         .find(Document::new())
@@ -140,7 +144,7 @@ async fn list(tenants: &Collection<Tenant>) -> Result<(Vec<CachedTenant>, Timest
         .await?;
     let mut listed = Vec::new();
     while let Some(tenant) = cursor.next(&mut session).await {
-        listed.push(CachedTenant::new(tenant?)?);
+        listed.extend(CachedTenant::stored(&tenant?)?);
     }
     let at = session.snapshot_time().ok_or(FollowError::NoSnapshotTime)?;
     Ok((listed, at))
@@ -157,7 +161,9 @@ fn projection() -> Document {
 }
 
 /// The cluster time of `event` and what it changes (`None`: nothing cached).
-fn change_of(event: ChangeStreamEvent<Tenant>) -> Result<(Timestamp, Option<Change>), FollowError> {
+fn change_of(
+    event: ChangeStreamEvent<RawDocumentBuf>,
+) -> Result<(Timestamp, Option<Change>), FollowError> {
     let at = event
         .cluster_time
         .ok_or(FollowError::Incomplete("clusterTime"))?;
@@ -172,11 +178,17 @@ fn change_of(event: ChangeStreamEvent<Tenant>) -> Result<(Timestamp, Option<Chan
             let tenant = event
                 .full_document
                 .ok_or(FollowError::Incomplete("fullDocument"))?;
-            Change::Insert(CachedTenant::new(tenant)?)
+            match CachedTenant::stored(&tenant)? {
+                Some(tenant) => Change::Insert(tenant),
+                None => return Ok((at, None)),
+            }
         }
         OperationType::Update | OperationType::Replace => Change::Update {
             id: id()?,
-            current: event.full_document.map(CachedTenant::new).transpose()?,
+            current: match &event.full_document {
+                Some(tenant) => CachedTenant::stored(tenant)?,
+                None => None,
+            },
         },
         OperationType::Delete => Change::Delete(id()?),
         op @ (OperationType::Drop
@@ -196,14 +208,15 @@ mod tests {
     use super::*;
     use crate::tenant_cache::entry::tests::full_tenant;
 
-    fn event(op: &str, extra: Document) -> ChangeStreamEvent<Tenant> {
+    fn event(op: &str, extra: Document) -> ChangeStreamEvent<RawDocumentBuf> {
         let mut raw = doc! {
             "_id": { "_data": "00" },
             "operationType": op,
             "clusterTime": Timestamp { time: 5, increment: 1 },
         };
         raw.extend(extra);
-        bson::from_document(raw).unwrap()
+        // As the driver reads it: raw bytes (a raw document needs them).
+        bson::from_slice(&bson::to_vec(&raw).unwrap()).unwrap()
     }
 
     fn stored(tenant: &Tenant) -> Bson {

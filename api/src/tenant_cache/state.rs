@@ -244,7 +244,8 @@ impl State {
     }
 
     /// Up to `take` tenants of `scope` with ids after `after`, in id order
-    /// (the keyset order of `pagination`); `None`: read MongoDB.
+    /// (the keyset order of `pagination`), broken ones left out; `None`:
+    /// read MongoDB.
     pub fn page(
         &self,
         scope: Scope<'_>,
@@ -269,6 +270,7 @@ impl State {
                 let from = after.map_or(Bound::Unbounded, Bound::Excluded);
                 view.by_id
                     .range((from, Bound::Unbounded))
+                    .filter(|(_, tenant)| !tenant.is_broken())
                     .take(take)
                     .map(|(_, tenant)| tenant.clone())
                     .collect()
@@ -279,6 +281,7 @@ impl State {
                 ids.dedup();
                 ids.iter()
                     .filter_map(|id| view.by_id.get(id))
+                    .filter(|tenant| !tenant.is_broken())
                     .take(take)
                     .cloned()
                     .collect()

@@ -119,7 +119,7 @@ impl Visibility {
             Some(slug) => **tenant.slug() == **slug,
             None => true,
         };
-        member && named
+        member && named && !tenant.is_broken()
     }
 
     /// A stable hash (FNV-1a, the same in every process and build), so an

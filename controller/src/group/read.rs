@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use dezky_core::model::{System, Tenant};
+use dezky_core::store::decode::decode;
 use dezky_core::store::{Store, StoreError};
 use dezky_core::Id;
 use futures::TryStreamExt;
@@ -77,7 +78,7 @@ async fn read(store: &Store, batch: &[TenantRead]) -> Vec<Result<Option<Tenant>,
             // fails only its own pass, not the batch.
             found
                 .get(&r.id)
-                .map(|raw| mongodb::bson::from_slice::<Tenant>(raw.as_bytes()))
+                .map(|raw| decode::<Tenant>(raw))
                 .transpose()
                 .map_err(StoreError::from)
         })

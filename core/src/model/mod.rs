@@ -2,12 +2,14 @@
 //! Field names are camelCase in MongoDB and in the API alike.
 
 mod event;
+mod extra;
 mod spec;
 mod subscription;
 mod tenant;
 mod user;
 
 pub use event::{EventAction, TenantEvent};
+pub use extra::Extra;
 pub use spec::TenantSpec;
 pub use subscription::{Subscription, SubscriptionStatus};
 pub use tenant::{

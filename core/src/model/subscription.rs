@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Extra;
 use crate::{Id, Timestamp};
 
 /// A subscription, as stored in `subscriptions` (unique per `tenantId`).
@@ -25,6 +26,27 @@ pub struct Subscription {
     pub current_period_end: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Stored fields this service does not model (read-only; see [`Extra`]).
+    #[serde(default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+impl Subscription {
+    /// A new subscription of tenant `tenant_id`, without Stripe ids.
+    pub fn new(tenant_id: Id, plan: &str, status: SubscriptionStatus, now: Timestamp) -> Self {
+        Subscription {
+            id: Id::new(),
+            tenant_id,
+            plan: plan.to_string(),
+            status,
+            stripe_customer_id: None,
+            stripe_subscription_id: None,
+            current_period_end: None,
+            created_at: now,
+            updated_at: now,
+            extra: Extra::default(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

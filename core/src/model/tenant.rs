@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
+use super::Extra;
 use crate::{Id, Timestamp};
 
 /// One workspace of the dezky platform, as stored in `tenants`.
@@ -27,7 +28,8 @@ pub struct Tenant {
     #[cfg_attr(feature = "openapi", schema(example = json!(["acme.example.com"])))]
     #[serde(default)]
     pub domains: Vec<String>,
-    #[serde(default)]
+    /// Stored keys other than the modeled ones are kept, and shown in `extra`.
+    #[serde(default, deserialize_with = "stored_billing_info")]
     pub billing_info: Option<BillingInfo>,
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
@@ -57,6 +59,9 @@ pub struct Tenant {
     pub finalizers: Vec<System>,
     #[serde(default)]
     pub status: TenantStatus,
+    /// Stored fields this service does not model (read-only; see [`Extra`]).
+    #[serde(default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
 }
 
 impl Tenant {
@@ -81,12 +86,19 @@ impl Tenant {
             plan_request: None,
             finalizers: Vec::new(),
             status: TenantStatus::default(),
+            extra: Extra::default(),
         }
     }
 
     /// Whether deletion was requested.
     pub fn is_deleting(&self) -> bool {
         self.deletion_requested_at.is_some()
+    }
+
+    /// The billing e-mail, if any (no billing info and one without an
+    /// e-mail are the same desired state).
+    pub fn billing_email(&self) -> Option<&str> {
+        self.billing_info.as_ref().and_then(|b| b.email.as_deref())
     }
 
     /// Status of one system, if it was ever reconciled.
@@ -102,6 +114,17 @@ pub struct BillingInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(example = "billing@acme.example.com"))]
     pub email: Option<String>,
+}
+
+/// A stored `billingInfo`: its modeled keys, whatever else it holds (those
+/// keys stay in MongoDB and show in the tenant's `extra`).
+fn stored_billing_info<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BillingInfo>, D::Error> {
+    #[derive(Deserialize)]
+    struct Stored {
+        #[serde(default)]
+        email: Option<String>,
+    }
+    Ok(Option::<Stored>::deserialize(d)?.map(|b| BillingInfo { email: b.email }))
 }
 
 /// What happens upstream when a tenant is deleted.

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Extra;
 use crate::{Id, Timestamp};
 
 /// A user, as stored in `users`. Authorization is decided from this record only.
@@ -31,11 +32,40 @@ pub struct User {
     /// Tenants the user is a member of.
     #[serde(default)]
     pub tenant_ids: Vec<Id>,
+    /// Memberships granted other than by the token (by the previous
+    /// service, kept by the migration): `GET /users/me` keeps them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub granted_tenant_ids: Vec<Id>,
+    /// Platform admin by grant of the previous service, whatever the token's
+    /// groups say: `GET /users/me` keeps it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub granted_platform_admin: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Stored fields this service does not model (read-only; see [`Extra`]).
+    #[serde(default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
 }
 
 impl User {
+    /// A new member with only a subject: no profile, no tenants, no grants.
+    pub fn new(subject: &str, now: Timestamp) -> Self {
+        User {
+            id: Id::new(),
+            authentik_subject_id: subject.to_string(),
+            email: String::new(),
+            name: String::new(),
+            role: Role::Member,
+            platform_admin: false,
+            tenant_ids: Vec::new(),
+            granted_tenant_ids: Vec::new(),
+            granted_platform_admin: false,
+            created_at: now,
+            updated_at: now,
+            extra: Extra::default(),
+        }
+    }
+
     /// Whether the user belongs to the tenant (platform admins see every tenant).
     pub fn can_see(&self, tenant: Id) -> bool {
         self.platform_admin || self.tenant_ids.contains(&tenant)

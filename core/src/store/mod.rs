@@ -1,8 +1,10 @@
 //! The MongoDB store: typed handles to every collection and the indexes
 //! DESIGN §3 requires, created idempotently at start.
 
+pub mod decode;
 pub mod encode;
 mod events;
+pub mod lease;
 
 use mongodb::bson::{doc, Document};
 use mongodb::options::IndexOptions;
@@ -33,6 +35,9 @@ pub enum StoreError {
     Encode(#[from] mongodb::bson::ser::Error),
     #[error("cannot decode document: {0}")]
     Decode(#[from] mongodb::bson::de::Error),
+    /// A stored document that does not fit the model, with its field.
+    #[error("{0}")]
+    Undecodable(#[from] decode::Undecodable),
     /// A statement of a batched write that MongoDB refused.
     #[error("write refused (code {code}): {message}")]
     Refused { code: i32, message: String },

@@ -18,28 +18,14 @@ use crate::support::wait::until;
 async fn member_and_subscription(store: &dezky_core::store::Store, tenant: Id) -> Id {
     let now = Timestamp::now();
     let user = User {
-        id: Id::new(),
-        authentik_subject_id: format!("sub-{tenant}"),
         email: "a@acme.test".into(),
         name: "A".into(),
         role: Role::Admin,
-        platform_admin: false,
         tenant_ids: vec![tenant],
-        created_at: now,
-        updated_at: now,
+        ..User::new(&format!("sub-{tenant}"), now)
     };
     store.users.insert_one(&user).await.unwrap();
-    let sub = Subscription {
-        id: Id::new(),
-        tenant_id: tenant,
-        plan: "team".into(),
-        status: SubscriptionStatus::Active,
-        stripe_customer_id: None,
-        stripe_subscription_id: None,
-        current_period_end: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let sub = Subscription::new(tenant, "team", SubscriptionStatus::Active, now);
     store.subscriptions.insert_one(&sub).await.unwrap();
     user.id
 }

@@ -133,23 +133,33 @@ impl Stack {
     /// A platform admin (group `dezky-admins`) of `process`'s API, synced
     /// with `GET /users/me`.
     pub async fn admin(&self, process: &Provisioner) -> Api {
-        let token = self.sims.authentik.oidc().mint(json!({
-            "sub": "e2e-admin",
-            "email": "e2e-admin@dezky.test",
-            "name": "E2E Admin",
-            "groups": [ADMIN_GROUP],
-        }));
-        let api = Api {
+        let api = self.client(
+            process,
+            json!({
+                "sub": "e2e-admin",
+                "email": "e2e-admin@dezky.test",
+                "name": "E2E Admin",
+                "groups": [ADMIN_GROUP],
+            }),
+        );
+        let me = api.get("/users/me").await.expect_status(200);
+        assert_eq!(me.body["user"]["platformAdmin"], true, "{}", me.body);
+        api
+    }
+}
+
+impl Stack {
+    /// A client of `process`'s API with a token carrying `claims` (not
+    /// synced: no `GET /users/me` is sent).
+    pub fn client(&self, process: &Provisioner, claims: Value) -> Api {
+        Api {
             http: reqwest::Client::builder()
                 .timeout(REQUEST_TIMEOUT)
                 .build()
                 .expect("an HTTP client"),
             url: process.url.clone(),
-            token,
-        };
-        let me = api.get("/users/me").await.expect_status(200);
-        assert_eq!(me.body["user"]["platformAdmin"], true, "{}", me.body);
-        api
+            token: self.sims.authentik.oidc().mint(claims),
+        }
     }
 }
 

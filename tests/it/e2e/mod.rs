@@ -11,3 +11,5 @@ mod healing;
 mod lifecycle;
 mod processes;
 mod shutdown;
+mod takeover;
+mod undecodable;

@@ -71,7 +71,7 @@ async fn sigterm_to_the_process_group_releases_the_lease_before_the_embedded_mon
     assert_eq!(lease, None, "the lease was released");
     let resume = store
         .controller_state
-        .find_one(doc! {})
+        .find_one(doc! { "_id": "tenants-watch" })
         .await
         .expect("read the controller state")
         .expect("a saved resume token");

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use dezky_core::store::{is_duplicate_key, Store};
-use dezky_core::Timestamp;
+use super::{is_duplicate_key, Store};
+use crate::Timestamp;
 use mongodb::bson::{doc, Document};
 
 /// Id of the controller's lease document.
