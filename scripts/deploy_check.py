@@ -1,0 +1,629 @@
+"""The checks of scripts/deploy-check.sh, which installs what they need and
+runs this with the environment it sets (ROOT, PROMTOOL, KUSTOMIZE,
+K8S_VERSIONS): deploy/ manifests against the Kubernetes schemas, the
+Prometheus rules and their unit tests, the Grafana dashboard, and the env
+and metric names they use against the Rust sources."""
+import copy
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import yaml
+import kubernetes_validate as kv
+from kubernetes_validate import utils as kvu
+
+ROOT = os.environ["ROOT"]
+PROMTOOL = os.environ["PROMTOOL"]
+KUSTOMIZE = os.environ["KUSTOMIZE"].split()
+K8S_VERSIONS = os.environ["K8S_VERSIONS"].split()
+K8S_DIR = os.path.join(ROOT, "deploy/kubernetes")
+MON_DIR = os.path.join(ROOT, "deploy/monitoring")
+# Custom resources: no schema in kubernetes-validate; checked for shape only.
+CRDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+# Labels Prometheus adds to every scraped series (target labels).
+TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "endpoint", "container"}
+
+passed = failed = 0
+
+
+def check(name, fn):
+    """Runs one check: fn returns a list of problems (empty = passed)."""
+    global passed, failed
+    try:
+        problems = fn() or []
+    except Exception as e:  # a crash is a failed check, with its reason
+        problems = [f"{type(e).__name__}: {e}"]
+    if problems:
+        failed += 1
+        print(f"FAIL {name}")
+        for p in problems:
+            print(f"       {p}")
+    else:
+        passed += 1
+        print(f"ok   {name}")
+    sys.stdout.flush()
+
+
+def rel(path):
+    return os.path.relpath(path, ROOT)
+
+
+# --- what the binary has ------------------------------------------------
+def rust_sources(dirs):
+    files = []
+    for d in dirs:
+        files += glob.glob(os.path.join(ROOT, d, "**/*.rs"), recursive=True)
+    return [f for f in files if "/target/" not in f]
+
+
+# clap `env = "NAME"` attributes of the crates the issue names.
+ENV_NAMES = set()
+for f in rust_sources(["src", "api/src", "controller/src", "core/src", "cli/src"]):
+    ENV_NAMES |= set(re.findall(r'\benv\s*=\s*"([A-Z][A-Z0-9_]*)"', open(f).read()))
+
+# metrics::counter!/gauge!/histogram!("name", "label" => ..., ...) in every
+# crate's src/. Counters are written with their `_total` and the exporter
+# (metrics-exporter-prometheus) adds nothing to them; histograms are exported
+# as `_bucket` (le) / `_sum` / `_count` when buckets are configured
+# (PrometheusBuilder::set_buckets in src/telemetry.rs), else as summaries
+# (`name{quantile}`, `_sum`, `_count`).
+SERIES = {}  # exported series name -> set of label names
+MACRO = re.compile(r'metrics::(counter|gauge|histogram)!\(\s*"([^"]+)"')
+crates = ["src"] + [os.path.relpath(d, ROOT) for d in glob.glob(os.path.join(ROOT, "*/src"))]
+telemetry = open(os.path.join(ROOT, "src/telemetry.rs")).read()
+BUCKETS = "set_buckets(" in telemetry or "set_buckets_for_metric(" in telemetry
+for f in rust_sources(crates):
+    text = open(f).read()
+    for m in MACRO.finditer(text):
+        kind, name = m.groups()
+        end = text.find(";", m.end())
+        segment = text[m.end(): end if end != -1 else len(text)]
+        labels = set(re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"\s*=>', segment))
+        if kind == "histogram":
+            names = {name + "_sum": labels, name + "_count": labels}
+            if BUCKETS:
+                names[name + "_bucket"] = labels | {"le"}
+            else:
+                names[name] = labels | {"quantile"}
+        else:
+            names = {name: labels}
+        for n, ls in names.items():
+            SERIES.setdefault(n, set()).update(ls)
+
+# --- PromQL: the metric names and matcher labels of an expression ------
+KEYWORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
+    "unless", "offset", "atan2", "inf", "nan", "start", "end",
+}
+
+
+def promql_selectors(expr):
+    """[(metric, {labels in its matchers})] of every selector in expr."""
+    e = expr
+    for var in ("$__rate_interval", "$__interval", "$__range"):
+        e = e.replace(var, "5m")
+    e = re.sub(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`', '""', e)  # strings
+    e = re.sub(r"\[[^\]]*\]", "", e)  # ranges and subqueries
+    e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", e)
+    e = re.sub(r"\boffset\s+-?\w+", " ", e)
+    found = []
+
+    def selector(m):
+        name, matchers = m.group(1), m.group(2)
+        labels = set(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)", matchers))
+        if name and name.lower() not in KEYWORDS:
+            found.append((name, labels))
+        return " "
+
+    e = re.sub(r"([A-Za-z_:][A-Za-z0-9_:]*)?\s*\{([^}]*)\}", selector, e)
+    e = re.sub(r"(?<![A-Za-z0-9_:.])\d+(\.\d+)?([eE][+-]?\d+)?", " ", e)  # numbers
+    for m in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", e):
+        word = m.group(0)
+        if word.lower() in KEYWORDS or re.match(r"\s*\(", e[m.end():]):
+            continue  # a keyword or a function / aggregation
+        found.append((word, set()))
+    return found
+
+
+def unknown_metrics(exprs):
+    """Problems for every metric or matcher label the binary does not export."""
+    problems = []
+    for where, expr in exprs:
+        for name, labels in promql_selectors(expr):
+            if name not in SERIES:
+                hint = ""
+                for suffix in ("_bucket", "_sum", "_count"):
+                    if name.endswith(suffix) and name[: -len(suffix)] + "_count" not in SERIES:
+                        hint = " (no histogram of that name)"
+                if name + "_count" in SERIES and name + "_bucket" in SERIES:
+                    hint = " (a histogram: use _bucket, _sum or _count)"
+                problems.append(f"{where}: metric `{name}` is not exported by the binary{hint}")
+                continue
+            extra = labels - SERIES[name] - TARGET_LABELS - {"__name__"}
+            for label in sorted(extra):
+                problems.append(f"{where}: `{name}` has no label `{label}` (it has: {', '.join(sorted(SERIES[name])) or 'none'})")
+    return problems
+
+
+# --- Kubernetes ---------------------------------------------------------
+def load_yaml_docs(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def kustomization_of(d):
+    for n in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
+        if os.path.exists(os.path.join(d, n)):
+            return os.path.join(d, n)
+    return None
+
+
+def generator_files(gen):
+    out = []
+    envs = gen.get("envs") or []
+    if gen.get("env"):
+        envs = envs + [gen["env"]]
+    out += [("envs", e) for e in envs]
+    for f in gen.get("files") or []:
+        out.append(("files", f.split("=", 1)[1] if "=" in f else f))
+    return out
+
+
+def check_kustomization(d):
+    k = kustomization_of(d)
+    if not k:
+        return [f"{rel(d)}: no kustomization.yaml"]
+    spec = yaml.safe_load(open(k)) or {}
+    problems = []
+    for field in ("resources", "bases", "components"):
+        for r in spec.get(field) or []:
+            if "://" in r or r.startswith("github.com/"):
+                problems.append(f"{rel(k)}: {field}: remote `{r}` (must be local)")
+                continue
+            p = os.path.normpath(os.path.join(d, r))
+            if os.path.isdir(p):
+                if not kustomization_of(p):
+                    problems.append(f"{rel(k)}: {field}: `{r}` is a directory without kustomization.yaml")
+            elif not os.path.isfile(p):
+                problems.append(f"{rel(k)}: {field}: `{r}` does not exist")
+    for field in ("configMapGenerator", "secretGenerator"):
+        for gen in spec.get(field) or []:
+            for _, f in generator_files(gen):
+                if not os.path.isfile(os.path.join(d, f)):
+                    problems.append(f"{rel(k)}: {field} {gen.get('name')}: `{f}` does not exist")
+    for field in ("patchesStrategicMerge",):
+        for p in spec.get(field) or []:
+            if not os.path.isfile(os.path.join(d, p)):
+                problems.append(f"{rel(k)}: {field}: `{p}` does not exist")
+    for p in spec.get("patches") or []:
+        if isinstance(p, dict) and p.get("path") and not os.path.isfile(os.path.join(d, p["path"])):
+            problems.append(f"{rel(k)}: patches: `{p['path']}` does not exist")
+    return problems
+
+
+def parse_env_file(path):
+    data = {}
+    for line in open(path):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        data[key.strip()] = value
+    return data
+
+
+def build_without_kustomize(d):
+    """Every resource file on its own, plus the generators' ConfigMaps and
+    Secrets (unhashed names, merge/replace applied); no other transformer."""
+    spec = yaml.safe_load(open(kustomization_of(d))) or {}
+    out = []
+    for r in (spec.get("resources") or []) + (spec.get("bases") or []):
+        p = os.path.normpath(os.path.join(d, r))
+        if os.path.isdir(p):
+            out += build_without_kustomize(p)
+        else:
+            for doc in load_yaml_docs(p):
+                out.append((rel(p), doc))
+    for field, kind in (("configMapGenerator", "ConfigMap"), ("secretGenerator", "Secret")):
+        for gen in spec.get(field) or []:
+            data = {}
+            for how, f in generator_files(gen):
+                path = os.path.join(d, f)
+                if how == "envs":
+                    data.update(parse_env_file(path))
+            for f in gen.get("files") or []:
+                key, _, path = f.partition("=") if "=" in f else (os.path.basename(f), "", f)
+                data[key] = open(os.path.join(d, path)).read()
+            for lit in gen.get("literals") or []:
+                key, _, value = lit.partition("=")
+                data[key] = value
+            name = gen["name"]
+            existing = [x for x in out if x[1].get("kind") == kind and x[1]["metadata"]["name"] == name]
+            behavior = gen.get("behavior", "create")
+            if existing and behavior == "merge":
+                existing[0][1].setdefault("data", {}).update(data)
+            elif existing and behavior == "replace":
+                existing[0][1]["data"] = data
+            else:
+                obj = {"apiVersion": "v1", "kind": kind, "metadata": {"name": name}, "data": data}
+                if kind == "Secret":
+                    obj["stringData"] = obj.pop("data")
+                out.append((f"{rel(kustomization_of(d))} ({field})", obj))
+    return out
+
+
+def pod_specs(resources):
+    for _, r in resources:
+        kind = r.get("kind")
+        if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
+            yield r, r["spec"]["template"]
+        elif kind == "CronJob":
+            yield r, r["spec"]["jobTemplate"]["spec"]["template"]
+
+
+def find(resources, kind, name):
+    for _, r in resources:
+        if r.get("kind") == kind and r.get("metadata", {}).get("name") == name:
+            return r
+    return None
+
+
+def config_value(resources, container, env_name):
+    for e in container.get("env") or []:
+        if e.get("name") == env_name and "value" in e:
+            return e["value"]
+    for src in container.get("envFrom") or []:
+        ref = src.get("configMapRef")
+        if ref:
+            cm = find(resources, "ConfigMap", ref["name"])
+            if cm and env_name in (cm.get("data") or {}):
+                return cm["data"][env_name]
+    return None
+
+
+def check_schema(where, r):
+    def run():
+        key = (r.get("apiVersion"), r.get("kind"))
+        if not r.get("apiVersion") or not r.get("kind") or not (r.get("metadata") or {}).get("name"):
+            return [f"{where}: apiVersion, kind and metadata.name are required"]
+        if key in CRDS:
+            spec = r.get("spec") or {}
+            problems = []
+            if not isinstance(spec.get("selector"), dict):
+                problems.append("spec.selector must be a label selector")
+            eps = spec.get("endpoints")
+            if not isinstance(eps, list) or not eps or not all(isinstance(e, dict) and (e.get("port") or e.get("targetPort")) for e in eps):
+                problems.append("spec.endpoints must list endpoints with a port")
+            return problems
+        problems = []
+        for v in K8S_VERSIONS:
+            try:
+                kv.validate(r, v, strict=True)
+            except kvu.SchemaNotFoundError as e:
+                problems.append(f"{e.message} (not a CRD this check knows)")
+            except kv.ValidationError as e:
+                path = ".".join(str(p) for p in e.path)
+                problems.append(f"Kubernetes {v}: {path or '(root)'}: {e.message}")
+        return problems
+    kind = r.get("kind", "?")
+    name = (r.get("metadata") or {}).get("name", "?")
+    note = "YAML shape only (CRD)" if (r.get("apiVersion"), kind) in CRDS else f"schemas {', '.join(K8S_VERSIONS)}, strict"
+    check(f"schema {where}: {kind}/{name} ({note})", run)
+
+
+def check_env_names(label, resources):
+    def run():
+        problems = []
+        used = {}  # env name -> where
+        read_secret_keys = {}
+        for w, pod in pod_specs(resources):
+            for c in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", []):
+                cw = f"{w['kind']}/{w['metadata']['name']} container {c['name']}"
+                for e in c.get("env") or []:
+                    used.setdefault(e["name"], f"{cw} env")
+                    ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+                    if ref:
+                        read_secret_keys.setdefault(ref["name"], set()).add(ref["key"])
+                for src in c.get("envFrom") or []:
+                    prefix = src.get("prefix", "")
+                    for kind, field in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+                        ref = src.get(field)
+                        if not ref:
+                            continue
+                        obj = find(resources, kind, ref["name"])
+                        if obj is None:
+                            if not ref.get("optional"):
+                                problems.append(f"{cw}: envFrom {kind} `{ref['name']}` is not in the manifests, so its env names cannot be checked")
+                            continue
+                        keys = set((obj.get("data") or {})) | set((obj.get("stringData") or {}))
+                        if kind == "Secret":
+                            read_secret_keys.setdefault(ref["name"], set()).update(keys)
+                        for k in keys:
+                            used.setdefault(prefix + k, f"{cw} envFrom {kind} {ref['name']}")
+        if not used:
+            problems.append("no container sets any env")
+        for name in sorted(used):
+            if name not in ENV_NAMES:
+                problems.append(f"env `{name}` ({used[name]}) is not an env the binary accepts (no clap `env = \"{name}\"` in src/, api/, controller/, core/, cli/)")
+        for _, r in resources:
+            if r.get("kind") == "Secret" and r["metadata"]["name"] in read_secret_keys:
+                keys = set((r.get("data") or {})) | set((r.get("stringData") or {}))
+                for k in sorted(keys - read_secret_keys[r["metadata"]["name"]]):
+                    problems.append(f"Secret {r['metadata']['name']}: key `{k}` is read by no container (typo?)")
+        return problems
+    check(f"env names {label}: every env the manifests set is one the binary accepts", run)
+
+
+def check_listen_addr(label, resources):
+    def run():
+        problems = []
+        for w, pod in pod_specs(resources):
+            for c in pod["spec"]["containers"]:
+                value = config_value(resources, c, "LISTEN_ADDR")
+                ports = {str(p["containerPort"]) for p in c.get("ports") or []}
+                where = f"{w['kind']}/{w['metadata']['name']} container {c['name']}"
+                if value is None:
+                    problems.append(f"{where}: LISTEN_ADDR unset (the default 127.0.0.1:3000 is unreachable in a pod)")
+                elif not re.fullmatch(r"0\.0\.0\.0:(\d+)", value) or value.split(":")[1] not in ports:
+                    problems.append(f"{where}: LISTEN_ADDR={value}: must be 0.0.0.0:<a containerPort> (ports {sorted(ports)})")
+        return problems
+    check(f"LISTEN_ADDR {label}: 0.0.0.0 on the container port", run)
+
+
+def check_pod_hardening(label, resources):
+    def run():
+        problems = []
+        for w, pod in pod_specs(resources):
+            ps = pod["spec"]
+            psc = ps.get("securityContext") or {}
+            for c in ps["containers"]:
+                where = f"{w['kind']}/{w['metadata']['name']} container {c['name']}"
+                sc = c.get("securityContext") or {}
+                def need(cond, what):
+                    if not cond:
+                        problems.append(f"{where}: needs {what}")
+                need(sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, "runAsNonRoot: true")
+                need(sc.get("readOnlyRootFilesystem") is True, "readOnlyRootFilesystem: true")
+                need(sc.get("allowPrivilegeEscalation") is False, "allowPrivilegeEscalation: false")
+                need("ALL" in ((sc.get("capabilities") or {}).get("drop") or []), "capabilities.drop: [ALL]")
+                seccomp = (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")
+                need(seccomp in ("RuntimeDefault", "Localhost"), "seccompProfile RuntimeDefault")
+                need(((c.get("livenessProbe") or {}).get("httpGet") or {}).get("path") == "/healthz", "livenessProbe GET /healthz")
+                need(((c.get("readinessProbe") or {}).get("httpGet") or {}).get("path") == "/readyz", "readinessProbe GET /readyz")
+                res = c.get("resources") or {}
+                for part in ("requests", "limits"):
+                    for what in ("cpu", "memory"):
+                        need(what in (res.get(part) or {}), f"resources.{part}.{what}")
+                names = {p.get("name") for p in c.get("ports") or []} | {p.get("containerPort") for p in c.get("ports") or []}
+                for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                    port = ((c.get(probe) or {}).get("httpGet") or {}).get("port")
+                    if port is not None and port not in names:
+                        problems.append(f"{where}: {probe} port `{port}` is not a container port")
+        if not list(pod_specs(resources)):
+            problems.append("no workload")
+        return problems
+    check(f"pod security {label}: restricted securityContext, probes, requests and limits", run)
+
+
+def matches(selector, labels):
+    return all(labels.get(k) == v for k, v in (selector or {}).items())
+
+
+def check_wiring(label, resources):
+    def run():
+        problems = []
+        pods = [(w, p) for w, p in pod_specs(resources)]
+        def pods_selected(sel):
+            return [w for w, p in pods if matches(sel, (p.get("metadata") or {}).get("labels") or {})]
+        def container_ports(w):
+            pod = w["spec"]["template"]
+            out = set()
+            for c in pod["spec"]["containers"]:
+                for p in c.get("ports") or []:
+                    out |= {p.get("name"), p.get("containerPort")}
+            return out
+        services = [r for _, r in resources if r.get("kind") == "Service"]
+        for s in services:
+            selected = pods_selected(s["spec"].get("selector"))
+            if not selected:
+                problems.append(f"Service/{s['metadata']['name']}: selects no pod")
+            for p in s["spec"].get("ports") or []:
+                for w in selected:
+                    if p.get("targetPort", p.get("port")) not in container_ports(w):
+                        problems.append(f"Service/{s['metadata']['name']}: targetPort `{p.get('targetPort')}` is no port of {w['kind']}/{w['metadata']['name']}")
+        for _, r in resources:
+            kind, name = r.get("kind"), r.get("metadata", {}).get("name")
+            if kind == "ServiceMonitor":
+                sel = (r["spec"].get("selector") or {}).get("matchLabels")
+                svcs = [s for s in services if matches(sel, s["metadata"].get("labels") or {})]
+                if not svcs:
+                    problems.append(f"ServiceMonitor/{name}: selects no Service")
+                for e in r["spec"].get("endpoints") or []:
+                    for s in svcs:
+                        if e.get("port") and e["port"] not in {p.get("name") for p in s["spec"].get("ports") or []}:
+                            problems.append(f"ServiceMonitor/{name}: port `{e['port']}` is no port name of Service/{s['metadata']['name']}")
+            elif kind == "PodDisruptionBudget":
+                if not pods_selected((r["spec"].get("selector") or {}).get("matchLabels")):
+                    problems.append(f"PodDisruptionBudget/{name}: selects no pod")
+            elif kind == "NetworkPolicy":
+                selected = pods_selected((r["spec"].get("podSelector") or {}).get("matchLabels"))
+                if not selected:
+                    problems.append(f"NetworkPolicy/{name}: selects no pod")
+                for rule in r["spec"].get("ingress") or []:
+                    for p in rule.get("ports") or []:
+                        for w in selected:
+                            if p.get("port") not in container_ports(w):
+                                problems.append(f"NetworkPolicy/{name}: ingress port `{p.get('port')}` is no port of {w['kind']}/{w['metadata']['name']}")
+        for w, pod in pods:
+            where = f"{w['kind']}/{w['metadata']['name']}"
+            for v in pod["spec"].get("volumes") or []:
+                cm = v.get("configMap")
+                if cm and not cm.get("optional") and not find(resources, "ConfigMap", cm["name"]):
+                    problems.append(f"{where}: volume {v['name']}: ConfigMap `{cm['name']}` is not in the manifests")
+            for c in pod["spec"]["containers"]:
+                for src in c.get("envFrom") or []:
+                    ref = src.get("configMapRef")
+                    if ref and not ref.get("optional") and not find(resources, "ConfigMap", ref["name"]):
+                        problems.append(f"{where}: envFrom ConfigMap `{ref['name']}` is not in the manifests")
+                mounts = {m["name"] for m in c.get("volumeMounts") or []}
+                for m in mounts - {v["name"] for v in pod["spec"].get("volumes") or []}:
+                    problems.append(f"{where}: volumeMount `{m}` has no volume")
+            for c in pod["spec"]["containers"]:
+                ca = config_value(resources, c, "EXTRA_CA_CERTS")
+                if ca is None:
+                    continue
+                mount = next((m for m in c.get("volumeMounts") or [] if ca.startswith(m["mountPath"].rstrip("/") + "/")), None)
+                volume = next((v for v in pod["spec"].get("volumes") or [] if mount and v["name"] == mount["name"]), None)
+                cm = find(resources, "ConfigMap", (volume or {}).get("configMap", {}).get("name"))
+                key = ca[len(mount["mountPath"].rstrip("/")) + 1:] if mount else None
+                if cm is None or key not in (cm.get("data") or {}):
+                    problems.append(f"{where}: EXTRA_CA_CERTS={ca} is no key of a ConfigMap mounted at its directory")
+            sa = pod["spec"].get("serviceAccountName")
+            if sa and not find(resources, "ServiceAccount", sa):
+                problems.append(f"{where}: ServiceAccount `{sa}` is not in the manifests")
+        return problems
+    check(f"wiring {label}: Service, ServiceMonitor, PDB, NetworkPolicy, ConfigMaps, volumes and EXTRA_CA_CERTS fit the pods", run)
+
+
+kustomize_dirs = [os.path.join(K8S_DIR, "base")] + sorted(
+    d for d in glob.glob(os.path.join(K8S_DIR, "overlays/*")) if kustomization_of(d))
+for d in kustomize_dirs:
+    label = rel(d)
+    check(f"kustomization {label}: referenced resources and generator files exist", lambda d=d: check_kustomization(d))
+    resources = []
+    if KUSTOMIZE:
+        rendered = {}
+        def render(d=d):
+            p = subprocess.run(KUSTOMIZE + [d], capture_output=True, text=True)
+            if p.returncode != 0:
+                return [line for line in (p.stderr or p.stdout).strip().splitlines()[-20:]]
+            rendered["docs"] = [x for x in yaml.safe_load_all(p.stdout) if x]
+            return [] if rendered["docs"] else ["renders nothing"]
+        check(f"render {label} ({' '.join(KUSTOMIZE)})", render)
+        resources = [(f"{label} (rendered)", r) for r in rendered.get("docs", [])]
+    else:
+        holder = {}
+        def build(d=d):
+            holder["docs"] = build_without_kustomize(d)
+            return []
+        check(f"load {label} (each file on its own; no kustomize)", build)
+        resources = holder.get("docs", [])
+    for where, r in resources:
+        check_schema(where, r)
+    if resources:
+        check_env_names(label, resources)
+        check_listen_addr(label, resources)
+        check_pod_hardening(label, resources)
+        check_wiring(label, resources)
+
+
+# --- Prometheus rules -----------------------------------------------------
+alerts_path = os.path.join(MON_DIR, "alerts.yaml")
+tests_path = os.path.join(MON_DIR, "alerts_test.yaml")
+dashboard_path = os.path.join(MON_DIR, "dashboard.json")
+
+
+def promtool(*args):
+    p = subprocess.run([PROMTOOL, *args], capture_output=True, text=True, cwd=MON_DIR)
+    if p.returncode != 0:
+        return [line for line in (p.stdout + p.stderr).splitlines() if line.strip()][-40:]
+    return []
+
+
+check("promtool check rules alerts.yaml", lambda: promtool("check", "rules", "alerts.yaml"))
+check("promtool test rules alerts_test.yaml", lambda: promtool("test", "rules", "alerts_test.yaml"))
+
+alert_rules = [r for g in (yaml.safe_load(open(alerts_path)) or {}).get("groups", []) for r in g.get("rules", []) if "alert" in r]
+alert_tests = [t for test in (yaml.safe_load(open(tests_path)) or {}).get("tests", []) for t in test.get("alert_rule_test", [])]
+for rule in alert_rules:
+    def run(rule=rule):
+        problems = []
+        ann = rule.get("annotations") or {}
+        for a in ("summary", "runbook"):
+            if not str(ann.get(a, "")).strip():
+                problems.append(f"annotations.{a} is missing")
+        if not (rule.get("labels") or {}).get("severity"):
+            problems.append("labels.severity is missing")
+        cases = [t for t in alert_tests if t.get("alertname") == rule["alert"]]
+        if not any(t.get("exp_alerts") for t in cases):
+            problems.append("no test case where it fires (alerts_test.yaml)")
+        if not any(not t.get("exp_alerts") for t in cases):
+            problems.append("no test case where it does not fire (alerts_test.yaml)")
+        return problems
+    check(f"alert {rule['alert']}: summary, runbook, severity, a firing and a not-firing test", run)
+
+check("metrics in alerts.yaml are exported by the binary",
+      lambda: unknown_metrics([(r.get("alert") or r.get("record"), r["expr"]) for g in yaml.safe_load(open(alerts_path))["groups"] for r in g["rules"]]))
+check("metrics in alerts_test.yaml input series are exported by the binary",
+      lambda: unknown_metrics([("input series", s["series"]) for t in yaml.safe_load(open(tests_path))["tests"] for s in t.get("input_series", [])]))
+
+
+# --- Grafana dashboard ----------------------------------------------------
+def json_tool():
+    p = subprocess.run([sys.executable, "-m", "json.tool", dashboard_path], capture_output=True, text=True)
+    return [p.stderr.strip()] if p.returncode != 0 else []
+
+
+check("dashboard.json parses (python3 -m json.tool)", json_tool)
+
+
+def dashboard_exprs():
+    dash = json.load(open(dashboard_path))
+    out = []
+    def walk(panels):
+        for p in panels or []:
+            for t in p.get("targets") or []:
+                if t.get("expr"):
+                    out.append((f"panel {p.get('id')} \"{p.get('title')}\" {t.get('refId')}", t["expr"]))
+            walk(p.get("panels"))
+    walk(dash.get("panels"))
+    for v in (dash.get("templating") or {}).get("list", []):
+        q = v.get("query")
+        if v.get("type") == "query" and isinstance(q, (str, dict)):
+            q = q.get("query") if isinstance(q, dict) else q
+            m = re.fullmatch(r"\s*label_values\(\s*(.*?)\s*(?:,\s*\w+\s*)?\)\s*", q or "")
+            out.append((f"variable {v.get('name')}", m.group(1) if m else q))
+    return out
+
+
+def dashboard_promql():
+    exprs = dashboard_exprs()
+    if not exprs:
+        return ["no queries"]
+    variables = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
+    rules = []
+    for i, (where, e) in enumerate(exprs):
+        for k, v in variables.items():
+            e = e.replace(k, v)
+        e = re.sub(r"\$\{?(\w+)\}?", "dezky-provisioner", e)
+        rules.append({"record": f"dashboard:query_{i}", "expr": e})
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, f)
+    try:
+        problems = promtool("check", "rules", f.name)
+    finally:
+        os.unlink(f.name)
+    return problems
+
+
+check("dashboard queries parse as PromQL (promtool check rules)", dashboard_promql)
+check("metrics in dashboard.json are exported by the binary", lambda: unknown_metrics(dashboard_exprs()))
+
+
+def missing_doc():
+    text = open(os.path.join(MON_DIR, "MISSING_METRICS.md")).read()
+    names = re.findall(r"^\|\s*`([a-zA-Z_:][a-zA-Z0-9_:]*)`\s*\|", text, re.M)
+    if not names:
+        return ["lists no metric"]
+    return [f"`{n}` is exported now: move its alert/panel into alerts.yaml/dashboard.json (with tests) and drop it from MISSING_METRICS.md"
+            for n in names if n in SERIES]
+
+
+check("MISSING_METRICS.md lists only metrics not exported yet", missing_doc)
+
+print(f"deploy-check: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
