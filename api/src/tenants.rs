@@ -573,7 +573,11 @@ async fn patch_once(
 }
 
 /// The update of a PATCH: its `$set` and `$unset`, and the generation bump.
-fn patch_update(set: Document, unset: Document) -> Document {
+/// A tenant whose generation is ahead of the one its status observed is
+/// not converged to it, so its phase turns `pending` with the bump (the
+/// controller's next pass sets the phase it observes).
+fn patch_update(mut set: Document, unset: Document) -> Document {
+    set.insert("status.phase", "pending");
     let mut update = doc! { "$set": set, "$inc": { "generation": 1 } };
     if !unset.is_empty() {
         update.insert("$unset", unset);

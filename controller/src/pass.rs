@@ -36,6 +36,9 @@ pub enum PassEnd {
     /// The tenant document is gone (never existed or deleted now), or
     /// cannot be read until it changes.
     Gone,
+    /// Only a plan was answered: converge at once if the tenant is not
+    /// known to be converged, else at the next resync.
+    Planned { converge_now: bool },
 }
 
 /// Runs one pass for the tenant `id`, its tenant read and its results
@@ -59,8 +62,13 @@ pub async fn run(
     );
     let tenant = Arc::new(tenant);
     async move {
+        // A plan is its own kind of pass: a dry run of every system whose
+        // only write is its answer. Converging waits for the next pass.
         if let Some(token) = plan::pending_request(&tenant) {
             answer_plan(&io.store, reconcilers, &tenant, token, system_timeout).await?;
+            return Ok(PassEnd::Planned {
+                converge_now: plan::needs_converging(&tenant),
+            });
         }
         if tenant.is_deleting() {
             delete(io, reconcilers, tenant, system_timeout).await
@@ -316,7 +324,15 @@ async fn record(
             .increment(u64::from(*count));
         info!(system = %system, "drift corrected");
     }
-    let mut update = doc! { "$set": { "status": encode::to_document(&report.status)? } };
+    // Field by field, and never `status.plan`: a plan answered while this
+    // pass ran stays answered.
+    let mut status = encode::to_document(&report.status)?;
+    status.remove("plan");
+    let set: mongodb::bson::Document = status
+        .into_iter()
+        .map(|(key, value)| (format!("status.{key}"), value))
+        .collect();
+    let mut update = doc! { "$set": set };
     if !cleaned.is_empty() {
         let names: Vec<&str> = cleaned.iter().map(System::as_str).collect();
         update.insert("$pullAll", doc! { "finalizers": names });

@@ -1,13 +1,14 @@
 //! How a dry run becomes a plan (`GET /tenants/{slug}/plan`).
 //!
 //! The API never calls upstreams, so it records a `planRequest`; the next
-//! pass of the tenant first runs every system in [`Mode::DryRun`] and stores
-//! the result in `status.plan` under the request's token, then reconciles
-//! as usual.
+//! pass of the tenant is a plan pass: it runs every system in
+//! [`Mode::DryRun`](crate::reconcile::Mode::DryRun), stores the result in
+//! `status.plan` under the request's token and writes nothing else, upstream
+//! or in the status. Converging is left to the pass after it.
 
 use std::collections::BTreeMap;
 
-use dezky_core::model::{PlannedAction, System, SystemPlan, Tenant, TenantPlan};
+use dezky_core::model::{Phase, PlannedAction, System, SystemPlan, Tenant, TenantPlan};
 use dezky_core::Timestamp;
 
 use crate::reconcile::Action;
@@ -18,6 +19,22 @@ pub fn pending_request(tenant: &Tenant) -> Option<&str> {
     let requested = tenant.plan_request.as_ref()?;
     let answered = tenant.status.plan.as_ref().map(|p| p.token.as_str());
     (answered != Some(requested.token.as_str())).then_some(requested.token.as_str())
+}
+
+/// Whether a tenant whose plan was just answered should converge at once:
+/// anything but a tenant known to be converged at its generation with no
+/// request pending (that one waits for its resync, so the drift a plan
+/// shows stays until someone reconciles).
+pub fn needs_converging(tenant: &Tenant) -> bool {
+    let status = &tenant.status;
+    let unhandled = tenant
+        .reconcile_request
+        .as_ref()
+        .is_some_and(|r| status.last_handled_reconcile_token.as_deref() != Some(&r.token));
+    tenant.is_deleting()
+        || unhandled
+        || status.phase != Phase::Active
+        || status.observed_generation != tenant.generation
 }
 
 /// Folds dry-run results into the plan answering `token`.

@@ -320,6 +320,16 @@ impl Worker {
                     .schedule(id, Trigger::Retry, Instant::now() + delay);
             }
             PassEnd::Gone => self.backoff.reset(id),
+            PassEnd::Planned { converge_now: true } => {
+                self.queue.schedule(id, Trigger::Change, Instant::now());
+            }
+            PassEnd::Planned {
+                converge_now: false,
+            } => self.queue.schedule(
+                id,
+                Trigger::Resync,
+                Instant::now() + jitter(self.config.resync_interval),
+            ),
         }
         self.queue.done(id);
     }

@@ -228,6 +228,15 @@ async fn patch_bumps_generation_only_when_a_desired_field_really_changes() {
     .await;
     assert_eq!(read["generation"], 3);
 
+    // A change takes the generation past the observed one: no longer active.
+    let renamed = alice
+        .patch("/tenants/acme", json!({"name": "Acme Renamed"}))
+        .await
+        .expect_status(200)
+        .body;
+    assert_eq!(renamed["generation"], 4);
+    assert_eq!(renamed["status"]["phase"], "pending");
+
     let error = alice
         .patch("/tenants/acme", json!({"slug": "renamed"}))
         .await

@@ -9,6 +9,7 @@ mod cli;
 mod harness;
 mod healing;
 mod lifecycle;
+mod plan;
 mod processes;
 mod shutdown;
 mod takeover;
