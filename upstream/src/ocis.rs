@@ -384,6 +384,13 @@ impl OcisClient {
         self
     }
 
+    /// Fetches the service token now if none is held, so that what comes
+    /// next (e.g. a timed list) does not include that fetch.
+    pub async fn ensure_token(&self) -> Result<(), OcisError> {
+        self.tokens.token().await?;
+        Ok(())
+    }
+
     /// The project spaces whose `driveAlias` is `wanted` (disabled ones
     /// included), reduced to [`DriveSummary`]. oCIS can only list every
     /// space; each entry is parsed in place (no copy of its strings) and

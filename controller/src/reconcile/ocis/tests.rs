@@ -16,6 +16,20 @@ use super::*;
 
 const CLIENT_ID: &str = "ocis-provisioner";
 const SECRET: &str = "s3cret";
+
+/// Another client of `env`'s oCIS, with a token source of its own (it
+/// fetches its first token on its first call).
+pub(super) fn fresh_client(env: &Env) -> OcisClient {
+    let http = dezky_core::http::client(None, Duration::from_secs(5)).expect("HTTP client builds");
+    let tokens = TokenSource::new(
+        http.clone(),
+        env.oidc.token_url(),
+        CLIENT_ID,
+        SECRET,
+        "openid profile email",
+    );
+    OcisClient::new(http, &env.ocis.url(), Arc::new(tokens))
+}
 const SERVICE_USER: &str = "svc-user-1";
 const GIB: u64 = 1024 * 1024 * 1024;
 
