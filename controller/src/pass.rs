@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dezky_core::model::{DeletionPolicy, System, Tenant};
+use dezky_core::model::{DeletionPolicy, EventAction, System, Tenant};
 use dezky_core::store::{encode, Store, StoreError};
 use dezky_core::{Id, Timestamp};
 use futures::future::join_all;
@@ -323,6 +323,16 @@ async fn record(
         metrics::counter!("drift_corrections_total", "system" => system.as_str())
             .increment(u64::from(*count));
         info!(system = %system, "drift corrected");
+    }
+    // Once per transition (the history records the same): into error, out of it.
+    for event in &report.events {
+        match event.action {
+            EventAction::Error => {
+                warn!(system = %event.system, error = %event.message, "system failed")
+            }
+            EventAction::Recovered => info!(system = %event.system, "system recovered"),
+            _ => {}
+        }
     }
     // Field by field, and never `status.plan`: a plan answered while this
     // pass ran stays answered.

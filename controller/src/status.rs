@@ -140,7 +140,8 @@ fn next_system_status(
                 });
             if mode == Mode::Apply {
                 for action in &outcome.actions {
-                    let kind = if is_drift {
+                    // A restore says so, drift or not (it has no fields to show).
+                    let kind = if is_drift && action.action != ActionKind::Restore {
                         EventAction::DriftCorrected
                     } else {
                         event_action(action.action)

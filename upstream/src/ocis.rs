@@ -384,6 +384,11 @@ impl OcisClient {
         self
     }
 
+    /// The OIDC client id of the service user this client acts as.
+    pub fn service_client_id(&self) -> &str {
+        self.tokens.client_id()
+    }
+
     /// Fetches the service token now if none is held, so that what comes
     /// next (e.g. a timed list) does not include that fetch.
     pub async fn ensure_token(&self) -> Result<(), OcisError> {

@@ -135,6 +135,11 @@ impl TokenSource {
         }
     }
 
+    /// The client id whose service user the tokens stand for.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     /// Number of token requests sent so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)

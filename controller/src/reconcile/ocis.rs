@@ -170,6 +170,12 @@ enum Failure {
     Conflict(String),
     /// The tenant's plan has no configured quota.
     Plan(String),
+    /// oCIS hides the grants of space `drive` from the service user of
+    /// `client`: it is not a member (oCIS answers 404 even to an Admin).
+    NotSpaceMember {
+        drive: String,
+        client: String,
+    },
 }
 
 impl From<OcisError> for Failure {
@@ -182,6 +188,19 @@ impl Failure {
     fn into_system_error(self, actions: Vec<Action>) -> SystemError {
         let mut error = match self {
             Failure::Conflict(message) => SystemError::conflict(message),
+            // Like a conflict, only an operator can end it: no use retrying fast.
+            Failure::NotSpaceMember { drive, client } => SystemError {
+                conflict: true,
+                ..SystemError::new(
+                    "NotSpaceMember",
+                    format!(
+                        "the service user of OIDC client `{client}` is not a member of space \
+                         {drive}, so oCIS hides its grants (404, even to an Admin): give that \
+                         user (in Authentik `ak-<provider name>-client_credentials`) the Manager \
+                         role on the space, then reconcile"
+                    ),
+                )
+            },
             Failure::Plan(plan) => SystemError::new(
                 "UnknownPlan",
                 format!("plan `{plan}` has no quota in PLAN_QUOTAS"),
@@ -384,7 +403,7 @@ impl Pass<'_> {
         let grants = if created {
             Vec::new()
         } else {
-            self.client.permissions(drive_id).await?
+            self.grants(drive_id).await?
         };
         let by_name = grants
             .iter()
@@ -430,12 +449,24 @@ impl Pass<'_> {
         }
         if self.client.invite_group(drive_id, &group_id, role).await? == Invite::AlreadyMember {
             // Granted meanwhile (409): make sure it carries our role.
-            let grants = self.client.permissions(drive_id).await?;
+            let grants = self.grants(drive_id).await?;
             if let Some(grant) = grants.iter().find(|p| p.id == grant_id) {
                 self.fix_role(drive_id, group, grant).await?;
             }
         }
         Ok(Access::Granted)
+    }
+
+    /// The grants on space `drive_id`; a 404 for a space that exists means
+    /// the service user is not one of its members.
+    async fn grants(&self, drive_id: &str) -> Result<Vec<Permission>, Failure> {
+        match self.client.permissions(drive_id).await {
+            Err(OcisError::Api { status: 404, .. }) => Err(Failure::NotSpaceMember {
+                drive: drive_id.to_string(),
+                client: self.client.service_client_id().to_string(),
+            }),
+            result => Ok(result?),
+        }
     }
 
     /// PATCHes a group grant back to the configured role.

@@ -83,6 +83,13 @@ async fn drift_in_every_system_is_healed_by_one_reconcile() {
             "{system} drift event: {events:?}"
         );
     }
+    // A restore is recorded as one, not as a drift correction without fields.
+    for system in ["stalwart", "ocis"] {
+        assert!(
+            has_event(&events, system, "restored"),
+            "{system} restore event: {events:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -117,4 +124,14 @@ async fn an_outage_degrades_one_system_and_recovery_is_recorded() {
     let events = api.events("hooli").await;
     assert!(has_event(&events, "stalwart", "error"), "{events:?}");
     assert!(has_event(&events, "stalwart", "recovered"), "{events:?}");
+    // One log line into the error (with its reason), one out of it, however
+    // many retries failed in between.
+    let log = std::fs::read_to_string(&serve.log).expect("the serve log");
+    let lines = |what: &str| {
+        log.lines()
+            .filter(|l| l.contains(what) && l.contains("system=stalwart"))
+            .count()
+    };
+    assert_eq!(lines("system failed"), 1, "{log}");
+    assert_eq!(lines("system recovered"), 1, "{log}");
 }

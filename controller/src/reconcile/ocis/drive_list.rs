@@ -215,7 +215,10 @@ mod tests {
 
     #[test]
     fn the_pause_after_a_list_is_bounded() {
-        assert_eq!(pause(Duration::from_millis(10)), Duration::from_millis(10) * PACE);
+        assert_eq!(
+            pause(Duration::from_millis(10)),
+            Duration::from_millis(10) * PACE
+        );
         assert_eq!(pause(Duration::from_secs(30)), MAX_PAUSE);
     }
 

@@ -634,3 +634,26 @@ async fn concurrent_creates_share_the_list_that_confirms_their_spaces_are_missin
     );
     assert_eq!(env.ocis.drives().len(), 16, "one space each, no twin");
 }
+
+#[tokio::test]
+async fn a_space_the_service_user_is_not_a_member_of_says_so_and_what_to_do() {
+    let env = env().await;
+    env.ocis.create_group("tenant-acme");
+    let mut acme = tenant("acme", "Acme", "team");
+    env.pass(&mut acme).await;
+    let space = env.space(&acme);
+    // oCIS answers 404 for the grants of a space to a non-member.
+    assert!(env
+        .ocis
+        .remove_permission(&space.id, &format!("u:{SERVICE_USER}")));
+    let error = env
+        .reconciler
+        .reconcile(&acme, Mode::Apply)
+        .await
+        .expect_err("not a member");
+    assert_eq!(error.reason, "NotSpaceMember");
+    assert!(error.conflict, "backs off like a conflict");
+    assert!(error.message.contains(CLIENT_ID), "{}", error.message);
+    assert!(error.message.contains("Manager"), "{}", error.message);
+    assert_eq!(env.ocis.drives().len(), 1, "no second space");
+}
