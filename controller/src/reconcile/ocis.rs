@@ -16,8 +16,7 @@ use async_trait::async_trait;
 use dezky_core::model::{group_name, System, SystemState, Tenant};
 use dezky_core::plans::PlanQuotas;
 use dezky_upstream::ocis::{
-    roles, Drive, DriveUpdate, Group, Invite, NewDrive, OcisClient, OcisError, Permission,
-    QuotaTotal,
+    roles, Drive, DriveUpdate, NewDrive, OcisClient, OcisError, QuotaTotal,
 };
 
 use super::{Action, ActionKind, Mode, Outcome, Reconciler, SystemError};
@@ -93,6 +92,7 @@ impl OcisReconciler {
             actions: Vec::new(),
             converged: None,
             drive_lists: &self.drive_lists,
+            passed_over: None,
         }
     }
 }
@@ -225,37 +225,9 @@ impl Failure {
 enum Found {
     ById(Drive),
     ByAlias(Drive),
-    Missing,
-}
-
-/// State of the tenant group's grant after a pass.
-enum Access {
-    Granted,
-    /// oCIS does not know the group (and creating it is disabled).
-    WaitingForGroup,
-    /// Dry run on a space that does not exist or is disabled: nothing to read.
-    Unknown,
-}
-
-/// The tenant's group as a pass found it (or made it).
-enum GroupAhead {
-    Found(Group),
-    Created(Group),
-    Missing,
-}
-
-/// Looks the group `name` up, and creates it if it is missing and `create`
-/// allows: the lookup is a direct read, so the create cannot duplicate it.
-async fn group_ahead(
-    client: &OcisClient,
-    name: &str,
-    create: bool,
-) -> Result<GroupAhead, OcisError> {
-    Ok(match client.group(name).await? {
-        Some(group) => GroupAhead::Found(group),
-        None if create => GroupAhead::Created(client.create_group(name).await?),
-        None => GroupAhead::Missing,
-    })
+    /// No space to use; the id of a disabled space with the tenant's alias,
+    /// if one was passed over (see [`Pass::find`]).
+    Missing(Option<String>),
 }
 
 /// One pass over one tenant; collects the actions done (or planned).
@@ -269,11 +241,19 @@ struct Pass<'a> {
     converged: Option<Entry>,
     /// Project-drive lists shared with concurrent passes.
     drive_lists: &'a DriveLists,
+    /// A disabled space with the tenant's alias that [`Pass::find`] did not
+    /// reuse (an earlier tenant's, with the same slug).
+    passed_over: Option<String>,
 }
 
 impl Pass<'_> {
     fn object(&self) -> String {
         format!("space {}", space_alias(&self.tenant.slug))
+    }
+
+    /// The tenant group's name.
+    fn group(&self) -> String {
+        group_name(&self.settings.group_prefix, &self.tenant.slug)
     }
 
     /// The tenant's space: by stored id, else by alias in the project list
@@ -293,15 +273,22 @@ impl Pass<'_> {
             .collect();
         // Prefer the one carrying our marker if an operator made a twin.
         matches.sort_by_key(|d| d.description.as_deref() != Some(ours.as_str()));
-        let Some(listed) = matches.first() else {
-            return Ok(Found::Missing);
-        };
-        // Purged since the list: it is missing now.
-        Ok(self
-            .client
-            .get_drive(&listed.id)
-            .await?
-            .map_or(Found::Missing, Found::ByAlias))
+        let mut passed_over = None;
+        for listed in matches {
+            // Purged since the list: missing now.
+            let Some(drive) = self.client.get_drive(&listed.id).await? else {
+                continue;
+            };
+            // A disabled space under the alias, and no id of our own: the
+            // space of an earlier tenant with this slug (deleted, its space
+            // disabled). Its files are not handed to a new tenant.
+            if drive.is_trashed() {
+                passed_over = Some(drive.id);
+                continue;
+            }
+            return Ok(Found::ByAlias(drive));
+        }
+        Ok(Found::Missing(passed_over))
     }
 
     /// Rejects a space found by alias that is marked for another tenant.
@@ -387,114 +374,6 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// Gives the tenant's group the configured role on the space. A space
-    /// this pass `created` has no group grant yet (its creator is its only
-    /// member), so its grants are not read; a concurrent grant shows as 409.
-    /// `ahead` is the group's lookup (and create) if the pass made it
-    /// already, while its create check waited.
-    async fn ensure_access(
-        &mut self,
-        drive_id: &str,
-        group: &str,
-        created: bool,
-        ahead: Option<Result<GroupAhead, OcisError>>,
-    ) -> Result<Access, Failure> {
-        let role = self.settings.group_role_id.as_str();
-        let grants = if created {
-            Vec::new()
-        } else {
-            self.grants(drive_id).await?
-        };
-        let by_name = grants
-            .iter()
-            .find(|p| p.id.starts_with("g:") && p.group_name() == Some(group));
-        if let Some(grant) = by_name {
-            self.fix_role(drive_id, group, grant).await?;
-            return Ok(Access::Granted);
-        }
-        let create = self.settings.create_groups;
-        let found = match ahead {
-            Some(ahead) => ahead?,
-            None => group_ahead(self.client, group, create && self.mode.may_write()).await?,
-        };
-        let group_id = match found {
-            GroupAhead::Found(found) => found.id,
-            GroupAhead::Created(made) => {
-                self.actions
-                    .push(Action::new(ActionKind::Create, format!("group {group}")));
-                made.id
-            }
-            // Only in a dry run: the plan shows the create.
-            GroupAhead::Missing if create => {
-                self.actions
-                    .push(Action::new(ActionKind::Create, format!("group {group}")));
-                return Ok(Access::Unknown);
-            }
-            GroupAhead::Missing => return Ok(Access::WaitingForGroup),
-        };
-        let grant_id = Permission::group_id(&group_id);
-        if let Some(grant) = grants.iter().find(|p| p.id == grant_id) {
-            self.fix_role(drive_id, group, grant).await?;
-            return Ok(Access::Granted);
-        }
-        self.actions.push(
-            Action::new(ActionKind::Create, format!("grant {group}")).field(
-                "role",
-                serde_json::Value::Null,
-                role,
-            ),
-        );
-        if !self.mode.may_write() {
-            return Ok(Access::Granted);
-        }
-        if self.client.invite_group(drive_id, &group_id, role).await? == Invite::AlreadyMember {
-            // Granted meanwhile (409): make sure it carries our role.
-            let grants = self.grants(drive_id).await?;
-            if let Some(grant) = grants.iter().find(|p| p.id == grant_id) {
-                self.fix_role(drive_id, group, grant).await?;
-            }
-        }
-        Ok(Access::Granted)
-    }
-
-    /// The grants on space `drive_id`; a 404 for a space that exists means
-    /// the service user is not one of its members.
-    async fn grants(&self, drive_id: &str) -> Result<Vec<Permission>, Failure> {
-        match self.client.permissions(drive_id).await {
-            Err(OcisError::Api { status: 404, .. }) => Err(Failure::NotSpaceMember {
-                drive: drive_id.to_string(),
-                client: self.client.service_client_id().to_string(),
-            }),
-            result => Ok(result?),
-        }
-    }
-
-    /// PATCHes a group grant back to the configured role.
-    async fn fix_role(
-        &mut self,
-        drive_id: &str,
-        group: &str,
-        grant: &Permission,
-    ) -> Result<(), Failure> {
-        let role = self.settings.group_role_id.as_str();
-        if grant.roles.len() == 1 && grant.roles[0] == role {
-            return Ok(());
-        }
-        self.actions.push(
-            Action::new(ActionKind::Update, format!("grant {group}")).field(
-                "role",
-                grant.roles.join(","),
-                role,
-            ),
-        );
-        if self.mode.may_write() {
-            self.client
-                .set_permission_role(drive_id, &grant.id, role)
-                .await?;
-        }
-        Ok(())
-    }
-
     async fn reconcile(&mut self) -> Result<Outcome, Failure> {
         let desired = Desired::of(self.tenant, self.settings)?;
         // Without a stored space id the tenant is most likely new, and its
@@ -516,7 +395,10 @@ impl Pass<'_> {
                 let adopting = drive.description.as_deref() != Some(desired.description.as_str());
                 (Some(drive), adopting, false)
             }
-            Found::Missing => (self.create(&desired).await?, false, true),
+            Found::Missing(passed_over) => {
+                self.passed_over = passed_over;
+                (self.create(&desired).await?, false, true)
+            }
         };
         let Some(mut drive) = drive else {
             return Ok(self.outcome(None, Access::Unknown));
@@ -558,14 +440,17 @@ impl Pass<'_> {
             )
         } else {
             let reason = summary_reason(&actions, &self.object());
-            (
-                SystemState::Ok,
-                reason.to_string(),
-                format!(
-                    "space {} with group {group}",
-                    space_alias(&self.tenant.slug)
-                ),
-            )
+            let mut message = format!(
+                "space {} with group {group}",
+                space_alias(&self.tenant.slug)
+            );
+            if let Some(old) = &self.passed_over {
+                message.push_str(&format!(
+                    "; the disabled space {old} of an earlier tenant with this slug was left \
+                     disabled, not reused"
+                ));
+            }
+            (SystemState::Ok, reason.to_string(), message)
         };
         Outcome {
             state,
@@ -584,8 +469,10 @@ impl Pass<'_> {
                 self.check_owner(&drive)?;
                 drive
             }
-            Found::Missing => {
-                return Ok(Outcome::ok("Deleted", "no space left"));
+            Found::Missing(_) => {
+                self.remove_group(&self.group()).await?;
+                let actions = std::mem::take(&mut self.actions);
+                return Ok(Outcome::ok("Deleted", "no space left").with_actions(actions));
             }
         };
         if !drive.is_trashed() {
@@ -606,6 +493,7 @@ impl Pass<'_> {
                 self.client.purge_drive(&drive.id).await?;
             }
         }
+        self.remove_group(&self.group()).await?;
         let actions = std::mem::take(&mut self.actions);
         if !self.mode.may_write() && !actions.is_empty() {
             let mut outcome = Outcome::ok("ChangesPending", "cleanup to apply (dry run)")
@@ -684,11 +572,15 @@ impl Reconciler for OcisReconciler {
     }
 }
 
+mod access;
 mod drive_list;
 mod resync;
 
+use access::{group_ahead, Access};
 use drive_list::DriveLists;
 
+#[cfg(test)]
+mod access_tests;
 #[cfg(test)]
 mod contract;
 #[cfg(test)]

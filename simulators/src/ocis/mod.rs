@@ -152,6 +152,12 @@ impl OcisSim {
         }
     }
 
+    /// Deletes a group out of band; its grants stay on the spaces, with its
+    /// name, as oCIS keeps them for a while. `false` if it did not exist.
+    pub fn delete_group(&self, id: &str) -> bool {
+        self.shared.state().remove_group(id)
+    }
+
     /// The id of a group by name.
     pub fn group_id(&self, name: &str) -> Option<String> {
         self.shared

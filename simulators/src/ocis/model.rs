@@ -215,6 +215,18 @@ impl State {
             .or_else(|| self.group_by_name(name_or_id))
     }
 
+    /// Removes the group `id` (grants on spaces are left as they are);
+    /// `false` if there is none.
+    pub fn remove_group(&mut self, id: &str) -> bool {
+        match self.groups.remove(id) {
+            Some(group) => {
+                self.group_ids.remove(&group.name);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Adds a group and returns its id.
     pub fn add_group(&mut self, name: &str) -> String {
         let id = uuid::Uuid::new_v4().to_string();

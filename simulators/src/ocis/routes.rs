@@ -28,7 +28,10 @@ pub(crate) fn router(shared: Shared) -> Router {
             get(get_drive).patch(patch_drive).delete(delete_drive),
         )
         .route("/graph/v1.0/groups", post(create_group))
-        .route("/graph/v1.0/groups/{name_or_id}", get(get_group))
+        .route(
+            "/graph/v1.0/groups/{name_or_id}",
+            get(get_group).delete(delete_group),
+        )
         .route("/graph/v1beta1/drives/{id}/root/invite", post(invite))
         .route(
             "/graph/v1beta1/drives/{id}/root/permissions",
@@ -297,6 +300,15 @@ async fn get_group(State(shared): State<Shared>, Path(name_or_id): Path<String>)
         .group(&name_or_id)
         .ok_or_else(|| GraphError::not_found(format!("group {name_or_id} not found")))?;
     Ok(Json(group.to_json()).into_response())
+}
+
+/// `DELETE /graph/v1.0/groups/{id}`: like oCIS, the group's grants stay on
+/// the spaces, with its name, after it is gone.
+async fn delete_group(State(shared): State<Shared>, Path(id): Path<String>) -> Answer {
+    match shared.state().remove_group(&id) {
+        true => Ok(StatusCode::NO_CONTENT.into_response()),
+        false => Err(GraphError::not_found(format!("group {id} not found"))),
+    }
 }
 
 async fn create_group(State(shared): State<Shared>, body: Bytes) -> Answer {

@@ -295,6 +295,38 @@ async fn group_grants_use_g_ids_and_reinvites_conflict() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(patched["roles"][0], MANAGER);
+
+    // Deleting the group leaves its grant, with its name, on the space (as
+    // oCIS does for a while); the name is free for a new group at once.
+    let group_path = format!("/graph/v1.0/groups/{gid}");
+    let (status, _) = env.call(Method::DELETE, &group_path, &[], None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = env.call(Method::DELETE, &group_path, &[], None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = env
+        .call(Method::GET, "/graph/v1.0/groups/tenant-acme", &[], None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, perms) = env.call(Method::GET, &perms_path, &[], None).await;
+    assert_eq!(perms["value"][1]["id"], format!("g:{gid}"));
+    assert_eq!(
+        perms["value"][1]["grantedToV2"]["group"]["displayName"],
+        "tenant-acme"
+    );
+
+    // A space's grants are hidden (404) from a caller that is not a member.
+    let (status, _) = env
+        .call(
+            Method::DELETE,
+            &format!("{perms_path}/u:svc-user"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = env.call(Method::GET, &perms_path, &[], None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "itemNotFound");
 }
 
 /// `$filter` query of a drive list.

@@ -109,7 +109,10 @@ async fn drift_seen_in_the_snapshot_is_confirmed_upstream_before_it_is_corrected
     let (outcome, requests, writes) = counted(&env, &lister, &mut acme).await;
     assert!(outcome.actions.is_empty());
     assert_eq!(writes, 0, "the stale drift is not corrected again");
-    assert_eq!(requests, 2, "the space and its grants were read upstream");
+    assert_eq!(
+        requests, 3,
+        "the space, its grants and its group were read upstream"
+    );
 }
 
 #[tokio::test]
