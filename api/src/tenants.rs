@@ -92,9 +92,10 @@ pub struct PatchTenant {
 }
 
 /// Fields of a stored tenant that its API shape leaves out: the dry-run
-/// request and answer, which only `GET /tenants/{slug}/plan` serves.
+/// request and answer, which only `GET /tenants/{slug}/plan` serves, and
+/// the controller's `passClaims` bookkeeping.
 pub(crate) fn api_view() -> Document {
-    doc! { "planRequest": 0, "status.plan": 0 }
+    doc! { "planRequest": 0, "status.plan": 0, "passClaims": 0 }
 }
 
 /// The `ETag` of a tenant at `generation`: the generation, quoted.

@@ -6,7 +6,7 @@
 //!
 //! `BENCH_QUICK=1` (or the argument `quick`) runs smaller numbers;
 //! `BENCH_ONLY=scale,ttfr` runs only the named scenarios (`latency`,
-//! `scale`, `latency20`, `api`, `ttfr`, `memory`, `outage`, `failover`;
+//! `scale`, `latency20`, `api`, `ttfr`, `memory`, `outage`, `limits`, `failover`;
 //! `api` and `ttfr` run on the tenants `scale` converged);
 //! `BENCH_CONCURRENCY=64` sets the reconcile concurrency of `scale`, `ttfr`
 //! and `latency20` (default 16, the product's default).
@@ -16,6 +16,7 @@ mod api_load;
 mod cpu;
 mod failover;
 mod latency;
+mod limits;
 mod memory;
 mod outage;
 mod report;
@@ -53,6 +54,8 @@ struct Scale {
     /// Tenants, and how long every upstream is down, in the outage run.
     outage_tenants: usize,
     outage: Duration,
+    /// New tenants created at once under the default rate limits.
+    limits_tenants: usize,
 }
 
 const DEFAULT: Scale = Scale {
@@ -67,6 +70,7 @@ const DEFAULT: Scale = Scale {
     latency_scale_tenants: 2000,
     outage_tenants: 1000,
     outage: Duration::from_secs(30),
+    limits_tenants: 300,
 };
 
 const QUICK: Scale = Scale {
@@ -81,6 +85,7 @@ const QUICK: Scale = Scale {
     latency_scale_tenants: 200,
     outage_tenants: 200,
     outage: Duration::from_secs(10),
+    limits_tenants: 300,
 };
 
 #[tokio::main]
@@ -154,6 +159,9 @@ async fn main() {
     }
     if runs("outage") {
         outage::during_outage(scale.outage_tenants, scale.outage, &mut summary).await;
+    }
+    if runs("limits") {
+        limits::new_tenants_at_default_limits(scale.limits_tenants, &mut summary).await;
     }
     if runs("failover") {
         failover::failover(scale.failover_rounds, &mut summary).await;

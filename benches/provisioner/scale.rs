@@ -272,9 +272,9 @@ async fn resync(stack: &Stack, count: usize, concurrency: usize, summary: &mut S
 }
 
 /// `A 3.0 (1.0), S 2.0 (1.0), O 6.0 (3.0), tokens 1`.
-fn per_tenant(t: Traffic, count: usize) -> String {
+pub fn per_tenant(t: Traffic, count: usize) -> String {
     let n = count.max(1) as f64;
-    let f = |(all, writes): (u64, u64)| format!("{:.1} ({:.1})", all as f64 / n, writes as f64 / n);
+    let f = |(all, writes): (u64, u64)| format!("{:.2} ({:.2})", all as f64 / n, writes as f64 / n);
     format!(
         "Authentik {}, Stalwart {} [{:.1} sets], oCIS {} [{} drive lists], tokens {}",
         f(t.authentik),

@@ -15,6 +15,7 @@ use dezky_controller::reconcile::ocis::{OcisReconciler, OcisSettings};
 use dezky_controller::reconcile::stalwart::{StalwartReconciler, StalwartSettings};
 use dezky_controller::reconcile::{Mode, Outcome, Reconciler, SystemError};
 use dezky_controller::{Controller, ControllerConfig, ControllerHealth};
+use dezky_core::http::{RateLimit, UpstreamGuard};
 use dezky_core::model::{System, Tenant};
 use dezky_core::store::Store;
 use dezky_core::Id;
@@ -177,28 +178,39 @@ impl Upstreams {
         }
     }
 
-    /// The real reconcilers, configured as `provisioner` would be for these URLs.
-    fn reconcilers(&self, oidc: &OidcSim) -> Reconcilers {
+    /// The real reconcilers, configured as `provisioner` would be for these
+    /// URLs, each upstream behind a token bucket of `limit` (qps, burst) if set.
+    fn reconcilers(&self, oidc: &OidcSim, limit: Option<(u32, u32)>) -> Reconcilers {
+        let guard = |system| {
+            let rate = limit.and_then(|(qps, burst)| RateLimit::new(qps, burst));
+            Arc::new(UpstreamGuard::new(system, rate))
+        };
         let http = dezky_core::http::client(None, Duration::from_secs(10)).expect("HTTP client");
         let authentik = AuthentikClient::new(
             http.clone(),
             &self.authentik.url(),
             self.authentik.api_token(),
         )
-        .expect("Authentik client");
+        .expect("Authentik client")
+        .with_guard(guard("authentik"));
         let stalwart = StalwartClient::new(
             http.clone(),
             &self.stalwart.url(),
             StalwartAuth::Bearer(DEFAULT_API_KEY.into()),
+        )
+        .with_guard(guard("stalwart"));
+        let ocis_guard = guard("ocis");
+        let tokens = Arc::new(
+            TokenSource::new(
+                http.clone(),
+                oidc.token_url(),
+                OCIS_CLIENT.0,
+                OCIS_CLIENT.1,
+                "openid profile email",
+            )
+            .with_guard(ocis_guard.clone()),
         );
-        let tokens = Arc::new(TokenSource::new(
-            http.clone(),
-            oidc.token_url(),
-            OCIS_CLIENT.0,
-            OCIS_CLIENT.1,
-            "openid profile email",
-        ));
-        let ocis = Arc::new(OcisClient::new(http, &self.ocis.url(), tokens));
+        let ocis = Arc::new(OcisClient::new(http, &self.ocis.url(), tokens).with_guard(ocis_guard));
         let mut map = Reconcilers::new();
         map.insert(
             System::Authentik,
@@ -259,9 +271,14 @@ impl Stack {
 
     /// The reconcilers of this backend, each counted in [`Stack::calls`].
     pub fn reconcilers(&self) -> Reconcilers {
+        self.reconcilers_limited(None)
+    }
+
+    /// [`Stack::reconcilers`], each upstream limited to `limit` (qps, burst).
+    pub fn reconcilers_limited(&self, limit: Option<(u32, u32)>) -> Reconcilers {
         let inner = match &self.upstreams {
             None => Fakes::new().reconcilers(),
-            Some(upstreams) => upstreams.reconcilers(&self.api.oidc),
+            Some(upstreams) => upstreams.reconcilers(&self.api.oidc, limit),
         };
         inner
             .into_iter()

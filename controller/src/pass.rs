@@ -118,7 +118,10 @@ async fn converge(
             .tenants
             .update_one(
                 doc! { "_id": tenant.id, "deletionRequestedAt": null },
-                doc! { "$addToSet": { "finalizers": { "$each": missing } } },
+                doc! {
+                    "$addToSet": { "finalizers": { "$each": missing } },
+                    "$inc": { "passClaims": 1 },
+                },
             )
             .await?;
         if added.matched_count == 0 {

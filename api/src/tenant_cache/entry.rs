@@ -78,6 +78,7 @@ impl CachedTenant {
     pub fn new(mut tenant: Tenant) -> Result<Self, EntryError> {
         tenant.plan_request = None;
         tenant.status.plan = None;
+        tenant.pass_claims = 0;
         let json = to_api_json(&tenant).map_err(|source| EntryError::Serialize {
             id: tenant.id,
             source,

@@ -263,7 +263,12 @@ mod tests {
     fn the_stream_projects_the_api_view() {
         assert_eq!(
             projection(),
-            doc! { "updateDescription": 0, "fullDocument.planRequest": 0, "fullDocument.status.plan": 0 }
+            doc! {
+                "updateDescription": 0,
+                "fullDocument.planRequest": 0,
+                "fullDocument.status.plan": 0,
+                "fullDocument.passClaims": 0,
+            }
         );
     }
 }

@@ -53,7 +53,10 @@ async fn read(store: &Store, batch: &[TenantRead]) -> Vec<Result<Option<Tenant>,
             let systems: Vec<&str> = r.claim.iter().map(System::as_str).collect();
             let statement = doc! {
                 "q": { "_id": r.id, "deletionRequestedAt": null },
-                "u": { "$addToSet": { "finalizers": { "$each": systems } } },
+                "u": {
+                    "$addToSet": { "finalizers": { "$each": systems } },
+                    "$inc": { "passClaims": 1 },
+                },
             };
             (i, statement)
         })

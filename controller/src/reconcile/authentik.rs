@@ -162,6 +162,16 @@ impl AuthentikReconciler {
     async fn converge(&self, tenant: &Tenant, mode: Mode) -> Result<Outcome, SystemError> {
         let name = self.desired_name(tenant);
         let object = format!("group {name}");
+        // The first pass that may create: no group of ours can exist yet, and
+        // Authentik refuses a second group with the name, so the create goes
+        // first (one request); a refusal sends the pass to the lookups.
+        if mode.may_write() && tenant.first_pass_for(System::Authentik) {
+            match self.client.create_group(&new_group(tenant, &name)).await {
+                Ok(created) => return Ok(self.created(tenant, &name, object, created)),
+                Err(AuthentikError::DuplicateName { .. }) => {}
+                Err(e) => return Err(into_system_error(e)),
+            }
+        }
         let Some((group, found_by)) = self.find(tenant).await.map_err(into_system_error)? else {
             return self.create(tenant, mode, &name, object).await;
         };
@@ -225,25 +235,24 @@ impl AuthentikReconciler {
         name: &str,
         object: String,
     ) -> Result<Outcome, SystemError> {
-        let action = Action::new(ActionKind::Create, object);
         if !mode.may_write() {
-            return Ok(pending(None, action));
+            return Ok(pending(None, Action::new(ActionKind::Create, object)));
         }
         let created = self
             .client
-            .create_group(&NewGroup {
-                name: name.to_owned(),
-                attributes: owned_attributes(tenant).into_iter().collect(),
-            })
+            .create_group(&new_group(tenant, name))
             .await
             .map_err(into_system_error)?;
+        Ok(self.created(tenant, name, object, created))
+    }
+
+    /// The outcome of a pass that created `created`.
+    fn created(&self, tenant: &Tenant, name: &str, object: String, created: Group) -> Outcome {
         tracing::info!(tenant = %tenant.slug, group = %created.pk, "authentik group created");
         self.snapshot.put(entry(&created));
-        Ok(
-            Outcome::ok("Created", format!("group {name} ({}) created", created.pk))
-                .with_external_id(created.pk)
-                .with_actions(vec![action]),
-        )
+        Outcome::ok("Created", format!("group {name} ({}) created", created.pk))
+            .with_external_id(created.pk)
+            .with_actions(vec![Action::new(ActionKind::Create, object)])
     }
 
     async fn remove(&self, tenant: &Tenant, mode: Mode) -> Result<Outcome, SystemError> {
@@ -309,6 +318,14 @@ impl Reconciler for AuthentikReconciler {
 }
 
 /// The attribute keys we own and their desired values.
+/// The tenant's group as created: its name and owned attributes.
+fn new_group(tenant: &Tenant, name: &str) -> NewGroup {
+    NewGroup {
+        name: name.to_owned(),
+        attributes: owned_attributes(tenant).into_iter().collect(),
+    }
+}
+
 fn owned_attributes(tenant: &Tenant) -> [(String, Value); 3] {
     [
         (ATTR_TENANT_SLUG.into(), tenant.slug.clone().into()),

@@ -383,7 +383,9 @@ impl Pass<'_> {
         let ahead = self.mode.may_write() && stored_drive_id(self.tenant).is_none();
         let (found, group) = tokio::join!(self.find(), async {
             if ahead {
-                Some(group_ahead(self.client, &desired.group, self.settings.create_groups).await)
+                let first = self.tenant.first_pass_for(System::Ocis);
+                let create = self.settings.create_groups;
+                Some(group_ahead(self.client, &desired.group, create, first).await)
             } else {
                 None
             }

@@ -486,10 +486,17 @@ impl StalwartReconciler {
                 lookup.push(name);
             }
         }
-        let observed = self
-            .observe(&lookup, &marker, &known)
-            .await
-            .map_err(|e| upstream_error(e, Vec::new()))?;
+        // The first pass that may create: no domain of ours exists yet, and
+        // Stalwart refuses a second domain with a name, so the creates go
+        // first (one request) and a refused one is looked up and adopted (or
+        // is a conflict) like a domain created meanwhile.
+        let observed = if mode.may_write() && tenant.first_pass_for(System::Stalwart) {
+            Observed::default()
+        } else {
+            self.observe(&lookup, &marker, &known)
+                .await
+                .map_err(|e| upstream_error(e, Vec::new()))?
+        };
         let mut plan = self.plan(desired, &marker, &known, &observed);
         let mut pass = Pass {
             ids: std::mem::take(&mut plan.ids),

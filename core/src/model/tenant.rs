@@ -57,6 +57,13 @@ pub struct Tenant {
     /// Systems that still have to clean up before the document may disappear.
     #[serde(default)]
     pub finalizers: Vec<System>,
+    /// Passes that claimed the finalizers, which every pass that may create
+    /// upstream objects does first (controller bookkeeping, not shown by
+    /// the API). At 1, the pass reading it is the first that may have
+    /// created anything: see [`Tenant::first_pass_for`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub pass_claims: i64,
     #[serde(default)]
     pub status: TenantStatus,
     /// Stored fields this service does not model (read-only; see [`Extra`]).
@@ -85,6 +92,7 @@ impl Tenant {
             reconcile_request: None,
             plan_request: None,
             finalizers: Vec::new(),
+            pass_claims: 0,
             status: TenantStatus::default(),
             extra: Extra::default(),
         }
@@ -99,6 +107,18 @@ impl Tenant {
     /// e-mail are the same desired state).
     pub fn billing_email(&self) -> Option<&str> {
         self.billing_info.as_ref().and_then(|b| b.email.as_deref())
+    }
+
+    /// Whether the pass that read this tenant is the first that may create
+    /// `system`'s objects: it claimed the finalizers first of all passes
+    /// (`pass_claims` is 1), and no status of `system` was recorded. Then no
+    /// object of the tenant can exist upstream yet, unless someone made one
+    /// by hand with the expected name, which the upstream refuses to
+    /// duplicate: a create may go first and a lookup follow only when it is
+    /// refused. Errs toward "not first" (a failed or interrupted pass makes
+    /// the next one claim again).
+    pub fn first_pass_for(&self, system: System) -> bool {
+        self.pass_claims == 1 && self.system_status(system).is_none()
     }
 
     /// Status of one system, if it was ever reconciled.
@@ -312,6 +332,10 @@ pub struct SystemStatus {
     /// Number of out-of-band changes set back so far.
     #[serde(default)]
     pub drift_corrections: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// Name of the upstream group (Authentik and oCIS) of a tenant.

@@ -45,6 +45,7 @@ impl Stored for Tenant {
         "reconcileRequest",
         "planRequest",
         "finalizers",
+        "passClaims",
         "status",
     ];
     const NESTED: &'static [(&'static str, &'static [&'static str])] =

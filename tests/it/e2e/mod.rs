@@ -8,6 +8,7 @@
 mod cli;
 mod harness;
 mod healing;
+mod interrupted;
 mod lifecycle;
 mod plan;
 mod processes;

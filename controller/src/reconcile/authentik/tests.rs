@@ -451,3 +451,55 @@ async fn prefix_is_configurable() {
     let created = pass(&r, &mut acme).await;
     assert_eq!(group(&sim, &created).name, "ws-acme");
 }
+
+/// `tenant` as the first pass that claimed its finalizers reads it.
+fn first_pass(mut tenant: Tenant) -> Tenant {
+    tenant.pass_claims = 1;
+    tenant
+}
+
+#[tokio::test]
+async fn the_first_pass_creates_with_one_request() {
+    let sim = sim().await;
+    let r = reconciler(&sim, sim.api_token());
+    let mut acme = first_pass(tenant("acme"));
+    let (created, requests, writes) = counted(&sim, pass(&r, &mut acme)).await;
+    assert_eq!(created.reason, "Created");
+    assert_eq!((requests, writes), (1, 1), "the create alone");
+    assert_eq!(group(&sim, &created).attributes, marker(&acme));
+}
+
+#[tokio::test]
+async fn a_first_pass_whose_create_is_refused_adopts_the_group_with_the_name() {
+    let sim = sim().await;
+    let r = reconciler(&sim, sim.api_token());
+    let existing = sim
+        .create_group("tenant-acme", attributes(json!({"tenantSlug": "acme"})))
+        .expect("group");
+    let mut acme = first_pass(tenant("acme"));
+    let adopted = pass(&r, &mut acme).await;
+    assert_eq!(adopted.reason, "Adopted");
+    assert_eq!(pk(&adopted), existing.pk);
+    let named = sim.groups().into_iter().filter(|g| g.name == "tenant-acme");
+    assert_eq!(named.count(), 1, "never a second group");
+    assert_eq!(group(&sim, &adopted).attributes["tenantSlug"], "acme");
+}
+
+#[tokio::test]
+async fn a_pass_after_a_lost_create_finds_the_renamed_group_and_never_duplicates() {
+    let sim = sim().await;
+    let r = reconciler(&sim, sim.api_token());
+    let acme = first_pass(tenant("acme"));
+    // The first pass creates, and its status write is lost (kill -9).
+    let created = r.reconcile(&acme, Mode::Apply).await.expect("created");
+    // An operator renames the group meanwhile: its name is free again.
+    sim.rename_group(pk(&created), "renamed-by-hand")
+        .expect("rename");
+    // The next pass claimed again (`pass_claims` 2): it looks up by marker.
+    let mut again = acme.clone();
+    again.pass_claims = 2;
+    let found = pass(&r, &mut again).await;
+    assert_eq!(pk(&found), pk(&created), "the same group, renamed back");
+    assert_eq!(sim.groups().len(), 1, "never a second group");
+    assert_eq!(group(&sim, &found).name, "tenant-acme");
+}

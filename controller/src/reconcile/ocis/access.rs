@@ -31,11 +31,24 @@ pub(super) enum GroupAhead {
 
 /// Looks the group `name` up, and creates it if it is missing and `create`
 /// allows: the lookup is a direct read, so the create cannot duplicate it.
+/// On a tenant's `first` pass the create goes first (a group's name is its
+/// LDAP RDN in oCIS, so a second one is refused: 409, or 400 from some
+/// backends), and the lookup follows only a refusal.
 pub(super) async fn group_ahead(
     client: &OcisClient,
     name: &str,
     create: bool,
+    first: bool,
 ) -> Result<GroupAhead, OcisError> {
+    if create && first {
+        match client.create_group(name).await {
+            Ok(made) => return Ok(GroupAhead::Created(made)),
+            Err(OcisError::Api {
+                status: 400 | 409, ..
+            }) => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(match client.group(name).await? {
         Some(group) => GroupAhead::Found(group),
         None if create => GroupAhead::Created(client.create_group(name).await?),
@@ -65,7 +78,7 @@ impl Pass<'_> {
         let create = self.settings.create_groups;
         let found = match ahead {
             Some(ahead) => ahead?,
-            None => group_ahead(self.client, group, create && self.mode.may_write()).await?,
+            None => group_ahead(self.client, group, create && self.mode.may_write(), false).await?,
         };
         let group_id = match found {
             GroupAhead::Found(found) => Some(found.id),

@@ -134,3 +134,29 @@ async fn a_space_the_service_user_is_not_a_member_of_says_so_and_what_to_do() {
     assert!(error.message.contains("Manager"), "{}", error.message);
     assert_eq!(env.ocis.drives().len(), 1, "no second space");
 }
+
+#[tokio::test]
+async fn a_first_pass_creates_the_group_without_looking_it_up() {
+    let env = env_with(creating_groups()).await;
+    let mut acme = tenant("acme", "Acme", "team");
+    acme.pass_claims = 1;
+    env.pass(&mut acme).await;
+    let route = "/graph/v1.0/groups/{name_or_id}";
+    assert_eq!(env.ocis.recorder().count("GET", route), 0);
+    assert_eq!(env.ocis.recorder().count("POST", "/graph/v1.0/groups"), 1);
+    assert!(env
+        .group_role(&env.space(&acme).id, "tenant-acme")
+        .is_some());
+}
+
+#[tokio::test]
+async fn a_first_pass_whose_group_create_is_refused_uses_the_existing_group() {
+    let env = env_with(creating_groups()).await;
+    let existing = env.ocis.create_group("tenant-acme");
+    let mut acme = tenant("acme", "Acme", "team");
+    acme.pass_claims = 1;
+    env.pass(&mut acme).await;
+    assert_eq!(env.ocis.group_id("tenant-acme"), Some(existing.clone()));
+    let grants = env.ocis.permissions(&env.space(&acme).id);
+    assert!(grants.iter().any(|p| p.id == format!("g:{existing}")));
+}

@@ -109,7 +109,7 @@ impl Env {
         self.ocis.drive(&id).expect("the space exists")
     }
 
-    fn group_role(&self, drive_id: &str, group: &str) -> Option<Vec<String>> {
+    pub(super) fn group_role(&self, drive_id: &str, group: &str) -> Option<Vec<String>> {
         let gid = self.ocis.group_id(group)?;
         self.ocis
             .permissions(drive_id)

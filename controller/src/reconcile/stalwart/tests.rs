@@ -529,3 +529,36 @@ async fn every_request_follows_the_stalwart_contract() {
     assert!(requests.len() >= 7);
     requests.iter().for_each(assert_follows_contract);
 }
+
+/// `tenant` as the first pass that claimed its finalizers reads it.
+fn first_pass(mut tenant: Tenant) -> Tenant {
+    tenant.pass_claims = 1;
+    tenant
+}
+
+#[tokio::test]
+async fn the_first_pass_creates_with_one_request() {
+    let (sim, r) = setup().await;
+    let mut acme = first_pass(tenant("acme", &["acme.test", "mail.acme.test"]));
+    let (outcome, requests, sets) = cost(&sim, pass(&r, &mut acme)).await;
+    assert_eq!(outcome.unwrap().reason, "Created");
+    assert_eq!((requests, sets), (1, 1), "the creates alone");
+    assert_eq!(sim.domains().len(), 2);
+}
+
+#[tokio::test]
+async fn a_first_pass_adopts_a_refused_domain_and_respects_another_tenants() {
+    let (sim, r) = setup().await;
+    let unmarked = sim.create_domain("acme.test", None).unwrap();
+    let theirs = sim
+        .create_domain("shared.test", Some("dezky tenant other"))
+        .unwrap();
+    let mut acme = first_pass(tenant("acme", &["acme.test", "shared.test", "new.test"]));
+    let error = pass(&r, &mut acme).await.unwrap_err();
+    assert!(error.conflict, "shared.test is another tenant's");
+    assert_eq!(sim.domain(&theirs.id), Some(theirs));
+    let adopted = sim.domain(&unmarked.id).unwrap();
+    assert_eq!(adopted.description.as_deref(), Some("dezky tenant acme"));
+    assert!(sim.domain_named("new.test").is_some());
+    assert_eq!(sim.domains().len(), 3, "never a second domain");
+}
