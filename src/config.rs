@@ -324,13 +324,7 @@ pub struct UpstreamArgs {
     pub limits: RateLimitArgs,
 }
 
-/// Default request rate per upstream (requests a second, shared by all
-/// tenants): low enough for a Django (Authentik) or Go (oCIS) server that
-/// also serves users, high enough that a resync from the snapshots (a few
-/// list requests an interval) and hundreds of changes a minute never wait.
-pub const DEFAULT_QPS: u32 = 20;
-/// Default burst: two seconds' worth, so a burst of new tenants starts at once.
-pub const DEFAULT_BURST: u32 = 40;
+use dezky_core::http::limits::{DEFAULT_BURST, DEFAULT_QPS, OCIS_DEFAULT_BURST, OCIS_DEFAULT_QPS};
 
 /// Request rate limit per upstream (token bucket; 0 = unlimited).
 #[derive(Args, Clone, Debug, PartialEq, Eq)]
@@ -348,10 +342,10 @@ pub struct RateLimitArgs {
     #[arg(long, env = "STALWART_BURST", default_value_t = DEFAULT_BURST)]
     pub stalwart_burst: u32,
     /// Requests per second to oCIS (0 = unlimited).
-    #[arg(long, env = "OCIS_QPS", default_value_t = DEFAULT_QPS)]
+    #[arg(long, env = "OCIS_QPS", default_value_t = OCIS_DEFAULT_QPS)]
     pub ocis_qps: u32,
     /// Requests oCIS may get at once above its rate.
-    #[arg(long, env = "OCIS_BURST", default_value_t = DEFAULT_BURST)]
+    #[arg(long, env = "OCIS_BURST", default_value_t = OCIS_DEFAULT_BURST)]
     pub ocis_burst: u32,
 }
 
@@ -362,8 +356,8 @@ impl Default for RateLimitArgs {
             authentik_burst: DEFAULT_BURST,
             stalwart_qps: DEFAULT_QPS,
             stalwart_burst: DEFAULT_BURST,
-            ocis_qps: DEFAULT_QPS,
-            ocis_burst: DEFAULT_BURST,
+            ocis_qps: OCIS_DEFAULT_QPS,
+            ocis_burst: OCIS_DEFAULT_BURST,
         }
     }
 }

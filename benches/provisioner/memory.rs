@@ -35,8 +35,8 @@ pub async fn per_tenant(count: usize, summary: &mut Summary) {
     let mut env: Vec<(&'static str, String)> = sims.env();
     env.push(("DEFAULT_TENANT_SLUG", String::new()));
     env.push(("RESYNC_INTERVAL", format!("{}s", RESYNC.as_secs())));
-    // The default 20 requests/s per upstream would make this a test of the
-    // rate limiter (oCIS: 5 requests per new tenant, 4 tenants/s).
+    // The default rate limits (oCIS 50 requests/s at 3 per new tenant)
+    // would make this a test of the rate limiter.
     for limit in ["AUTHENTIK_QPS", "STALWART_QPS", "OCIS_QPS"] {
         env.push((limit, "100000".into()));
     }

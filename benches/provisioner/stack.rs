@@ -180,9 +180,12 @@ impl Upstreams {
 
     /// The real reconcilers, configured as `provisioner` would be for these
     /// URLs, each upstream behind a token bucket of `limit` (qps, burst) if set.
-    fn reconcilers(&self, oidc: &OidcSim, limit: Option<(u32, u32)>) -> Reconcilers {
+    fn reconcilers(&self, oidc: &OidcSim, limits: Option<Limits>) -> Reconcilers {
         let guard = |system| {
-            let rate = limit.and_then(|(qps, burst)| RateLimit::new(qps, burst));
+            let rate = limits.and_then(|l| {
+                let (qps, burst) = l.of(system);
+                RateLimit::new(qps, burst)
+            });
             Arc::new(UpstreamGuard::new(system, rate))
         };
         let http = dezky_core::http::client(None, Duration::from_secs(10)).expect("HTTP client");
@@ -244,6 +247,31 @@ impl Upstreams {
     }
 }
 
+/// Request rate limits per upstream: (requests a second, burst).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub authentik: (u32, u32),
+    pub stalwart: (u32, u32),
+    pub ocis: (u32, u32),
+}
+
+impl Limits {
+    fn of(&self, system: &str) -> (u32, u32) {
+        match system {
+            "authentik" => self.authentik,
+            "stalwart" => self.stalwart,
+            _ => self.ocis,
+        }
+    }
+}
+
+impl std::fmt::Display for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ((aq, ab), (sq, sb), (oq, ob)) = (self.authentik, self.stalwart, self.ocis);
+        write!(f, "Authentik {aq}/{ab}, Stalwart {sq}/{sb}, oCIS {oq}/{ob}")
+    }
+}
+
 /// API + store + (optional) simulators + call log; the controller is started separately.
 pub struct Stack {
     pub api: TestApi,
@@ -274,11 +302,11 @@ impl Stack {
         self.reconcilers_limited(None)
     }
 
-    /// [`Stack::reconcilers`], each upstream limited to `limit` (qps, burst).
-    pub fn reconcilers_limited(&self, limit: Option<(u32, u32)>) -> Reconcilers {
+    /// [`Stack::reconcilers`], each upstream limited as `limits` say.
+    pub fn reconcilers_limited(&self, limits: Option<Limits>) -> Reconcilers {
         let inner = match &self.upstreams {
             None => Fakes::new().reconcilers(),
-            Some(upstreams) => upstreams.reconcilers(&self.api.oidc, limit),
+            Some(upstreams) => upstreams.reconcilers(&self.api.oidc, limits),
         };
         inner
             .into_iter()

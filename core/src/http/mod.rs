@@ -7,6 +7,7 @@
 
 mod breaker;
 mod guard;
+pub mod limits;
 
 pub use breaker::{CircuitState, OPEN_FOR, THRESHOLD};
 pub use guard::{

@@ -61,3 +61,64 @@ async fn a_tenant_that_does_not_decode_fails_only_itself() {
         .expect("the undecodable-documents counter");
     assert!((1.0..=3.0).contains(&reported), "reported {reported} times");
 }
+
+#[tokio::test]
+async fn a_user_or_subscription_that_does_not_decode_is_left_out_of_lists() {
+    let stack = Stack::start().await;
+    let serve = stack.spawn("serve").await;
+    let api = stack.admin(&serve).await;
+    api.create_tenant("kept", "Kept", &[]).await;
+    let store = stack.store().await;
+    let now = DateTime::now();
+    let tenant = store
+        .db
+        .collection::<Document>("tenants")
+        .find_one(doc! { "slug": "kept" })
+        .await
+        .unwrap()
+        .unwrap();
+    let tenant_id = tenant.get_object_id("_id").unwrap();
+    store
+        .db
+        .collection::<Document>("users")
+        .insert_one(doc! {
+            "_id": ObjectId::new(), "authentikSubjectId": "odd-role", "role": "owner",
+            "tenantIds": [tenant_id], "createdAt": now, "updatedAt": now,
+        })
+        .await
+        .unwrap();
+    let broken_subscription = ObjectId::new();
+    store
+        .db
+        .collection::<Document>("subscriptions")
+        .insert_one(doc! {
+            "_id": broken_subscription, "tenantId": ObjectId::new(), "plan": "team",
+            "status": "incomplete_expired", "createdAt": now, "updatedAt": now,
+        })
+        .await
+        .unwrap();
+
+    let users = api.get("/users?limit=500").await.expect_status(200).body;
+    let subjects: Vec<&str> = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["authentikSubjectId"].as_str())
+        .collect();
+    assert!(subjects.contains(&"e2e-admin"), "{users}");
+    assert!(!subjects.contains(&"odd-role"), "{users}");
+    let subscriptions = api.get("/subscriptions").await.expect_status(200).body;
+    let items = subscriptions["items"].as_array().unwrap();
+    assert!(items.iter().any(|s| s["tenantId"] == tenant_id.to_hex()));
+    let one = api
+        .get(&format!("/subscriptions/{}", broken_subscription.to_hex()))
+        .await
+        .expect_status(500)
+        .body;
+    assert_eq!(one["error"]["code"], "undecodable_document");
+    assert_eq!(one["error"]["field"], "status");
+    // The user whose record does not decode gets the error, naming the field.
+    let odd = stack.client(&serve, serde_json::json!({"sub": "odd-role"}));
+    let refused = odd.get("/tenants").await.expect_status(500).body;
+    assert_eq!(refused["error"]["field"], "role");
+}
