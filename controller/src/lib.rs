@@ -2,6 +2,7 @@
 //! into converged upstream objects (DESIGN §6).
 
 pub mod backoff;
+pub mod fleet;
 pub mod group;
 pub use dezky_core::store::lease;
 pub mod pass;

@@ -28,6 +28,7 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::{error, info, warn};
 
 use crate::backoff::Backoff;
+use crate::fleet;
 use crate::group::PassIo;
 use crate::lease::{Lease, CONTROLLER_LEASE};
 use crate::pass::{self, PassEnd, Reconcilers};
@@ -175,6 +176,8 @@ impl Controller {
             self.config.lease_duration,
             term.clone(),
         )));
+        // Aborted with this future, like the watcher.
+        let fleet = AbortOnDropHandle::new(tokio::spawn(fleet::report(self.store.clone())));
         let watch_stop = CancellationToken::new();
         // Aborted with this future: a crashed leader leaves nothing running.
         let watcher = AbortOnDropHandle::new(tokio::spawn({
@@ -209,6 +212,8 @@ impl Controller {
                 warn!(error = %e.kind, "cannot release the lease; it expires by itself");
             }
         }
+        drop(fleet);
+        fleet::clear();
         self.health.set_synced(false);
         self.health.set_leader(false);
     }

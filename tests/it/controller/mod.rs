@@ -3,6 +3,7 @@
 
 mod batching;
 mod deletion;
+mod fleet;
 mod group;
 mod ha;
 mod history;

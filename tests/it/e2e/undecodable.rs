@@ -60,6 +60,15 @@ async fn a_tenant_that_does_not_decode_fails_only_itself() {
         .and_then(|v| v.parse().ok())
         .expect("the undecodable-documents counter");
     assert!((1.0..=3.0).contains(&reported), "reported {reported} times");
+    // The leader's fleet figures (counted when it starts leading, then
+    // every 30 s); the undecodable tenant is counted by its stored phase.
+    for series in [
+        "tenants{phase=\"active\"}",
+        "tenants_paused",
+        "tenants_oldest_unconverged_seconds{phase=\"pending\"}",
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
 }
 
 #[tokio::test]
