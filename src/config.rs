@@ -270,18 +270,27 @@ pub struct UpstreamArgs {
     /// Authentik API token.
     #[arg(long, env = "AUTHENTIK_TOKEN", hide_env_values = true)]
     pub authentik_token: Option<String>,
+    /// File holding the Authentik API token (read again when it changes).
+    #[arg(long, env = "AUTHENTIK_TOKEN_FILE")]
+    pub authentik_token_file: Option<PathBuf>,
     /// Stalwart base URL; unset = Stalwart step skipped.
     #[arg(long, env = "STALWART_API_URL")]
     pub stalwart_api_url: Option<String>,
     /// Stalwart API key (`API_...`), sent as Bearer.
     #[arg(long, env = "STALWART_TOKEN", hide_env_values = true)]
     pub stalwart_token: Option<String>,
+    /// File holding the Stalwart API key (read again when it changes).
+    #[arg(long, env = "STALWART_TOKEN_FILE")]
+    pub stalwart_token_file: Option<PathBuf>,
     /// Stalwart admin login (Basic auth), instead of a token.
     #[arg(long, env = "STALWART_USERNAME")]
     pub stalwart_username: Option<String>,
     /// Stalwart admin password (Basic auth).
     #[arg(long, env = "STALWART_PASSWORD", hide_env_values = true)]
     pub stalwart_password: Option<String>,
+    /// File holding the Stalwart admin password (read again when it changes).
+    #[arg(long, env = "STALWART_PASSWORD_FILE")]
+    pub stalwart_password_file: Option<PathBuf>,
     /// oCIS base URL; unset = oCIS step skipped.
     #[arg(long, env = "OCIS_API_URL")]
     pub ocis_api_url: Option<String>,
@@ -291,6 +300,9 @@ pub struct UpstreamArgs {
     /// OIDC client secret of the oCIS service user.
     #[arg(long, env = "OCIS_CLIENT_SECRET", hide_env_values = true)]
     pub ocis_client_secret: Option<String>,
+    /// File holding the oCIS service user's client secret (read again when it changes).
+    #[arg(long, env = "OCIS_CLIENT_SECRET_FILE")]
+    pub ocis_client_secret_file: Option<PathBuf>,
     /// Token endpoint for the oCIS service user (default: from OIDC_ISSUER discovery).
     #[arg(long, env = "OIDC_TOKEN_URL")]
     pub oidc_token_url: Option<String>,

@@ -25,13 +25,17 @@ pub fn upstream_args(sims: &Simulators) -> UpstreamArgs {
     UpstreamArgs {
         authentik_api_url: Some(sims.authentik.url()),
         authentik_token: Some(sims.authentik.api_token().to_string()),
+        authentik_token_file: None,
         stalwart_api_url: Some(sims.stalwart.url()),
         stalwart_token: Some(sims.stalwart_token().to_string()),
+        stalwart_token_file: None,
         stalwart_username: None,
         stalwart_password: None,
+        stalwart_password_file: None,
         ocis_api_url: Some(sims.ocis.url()),
         ocis_client_id: Some(OCIS_CLIENT_ID.to_string()),
         ocis_client_secret: Some(OCIS_CLIENT_SECRET.to_string()),
+        ocis_client_secret_file: None,
         oidc_token_url: None,
         // No user ever logs in to the simulated oCIS, so nothing else
         // would create the tenant groups there.

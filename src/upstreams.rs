@@ -1,6 +1,7 @@
 //! Builds the configured reconcilers from the upstream settings: a system
 //! whose URL is unset gets none (its step is `skipped`).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -11,6 +12,7 @@ use dezky_controller::reconcile::stalwart::{StalwartReconciler, StalwartSettings
 use dezky_core::http::{RateLimit, UpstreamGuard};
 use dezky_core::model::System;
 use dezky_core::plans::PlanQuotas;
+use dezky_core::secret::Secret;
 use dezky_upstream::authentik::AuthentikClient;
 use dezky_upstream::ocis::{roles, OcisClient};
 use dezky_upstream::oidc_token::{discover_token_endpoint, TokenSource};
@@ -33,10 +35,12 @@ pub struct Shared<'a> {
 pub async fn reconcilers(args: &UpstreamArgs, shared: Shared<'_>) -> anyhow::Result<Reconcilers> {
     let mut out = Reconcilers::new();
     if let Some(url) = &args.authentik_api_url {
-        let token = args
-            .authentik_token
-            .clone()
-            .context("AUTHENTIK_API_URL is set but AUTHENTIK_TOKEN is not")?;
+        let token = secret(
+            &args.authentik_token,
+            &args.authentik_token_file,
+            "AUTHENTIK_TOKEN",
+        )?
+        .context("AUTHENTIK_API_URL is set but AUTHENTIK_TOKEN (or AUTHENTIK_TOKEN_FILE) is not")?;
         let client = AuthentikClient::new(shared.http.clone(), url, token)
             .context("AUTHENTIK_API_URL")?
             .with_guard(guard(
@@ -54,13 +58,23 @@ pub async fn reconcilers(args: &UpstreamArgs, shared: Shared<'_>) -> anyhow::Res
         );
     }
     if let Some(url) = &args.stalwart_api_url {
-        let auth = match (&args.stalwart_token, &args.stalwart_username, &args.stalwart_password) {
-            (Some(token), _, _) => StalwartAuth::Bearer(token.clone()),
+        let token = secret(
+            &args.stalwart_token,
+            &args.stalwart_token_file,
+            "STALWART_TOKEN",
+        )?;
+        let password = secret(
+            &args.stalwart_password,
+            &args.stalwart_password_file,
+            "STALWART_PASSWORD",
+        )?;
+        let auth = match (token, &args.stalwart_username, password) {
+            (Some(token), _, _) => StalwartAuth::Bearer(token),
             (None, Some(username), Some(password)) => StalwartAuth::Basic {
                 username: username.clone(),
-                password: password.clone(),
+                password,
             },
-            _ => bail!("STALWART_API_URL is set but neither STALWART_TOKEN nor STALWART_USERNAME + STALWART_PASSWORD are"),
+            _ => bail!("STALWART_API_URL is set but neither STALWART_TOKEN nor STALWART_USERNAME + STALWART_PASSWORD are (each secret may be a *_FILE)"),
         };
         let client = StalwartClient::new(shared.http.clone(), url, auth).with_guard(guard(
             "stalwart",
@@ -81,8 +95,13 @@ pub async fn reconcilers(args: &UpstreamArgs, shared: Shared<'_>) -> anyhow::Res
         );
     }
     if let Some(url) = &args.ocis_api_url {
-        let (Some(id), Some(secret)) = (&args.ocis_client_id, &args.ocis_client_secret) else {
-            bail!("OCIS_API_URL is set but OCIS_CLIENT_ID and OCIS_CLIENT_SECRET are not both set");
+        let client_secret = secret(
+            &args.ocis_client_secret,
+            &args.ocis_client_secret_file,
+            "OCIS_CLIENT_SECRET",
+        )?;
+        let (Some(id), Some(client_secret)) = (&args.ocis_client_id, client_secret) else {
+            bail!("OCIS_API_URL is set but OCIS_CLIENT_ID and OCIS_CLIENT_SECRET (or OCIS_CLIENT_SECRET_FILE) are not both set");
         };
         let token_url = match (&args.oidc_token_url, shared.oidc_issuer) {
             (Some(url), _) => url.clone(),
@@ -97,7 +116,7 @@ pub async fn reconcilers(args: &UpstreamArgs, shared: Shared<'_>) -> anyhow::Res
             shared.http.clone(),
             token_url,
             id,
-            secret,
+            client_secret,
             args.ocis_token_scope.clone(),
         ));
         let client = Arc::new(
@@ -122,6 +141,26 @@ pub async fn reconcilers(args: &UpstreamArgs, shared: Shared<'_>) -> anyhow::Res
         );
     }
     Ok(out)
+}
+
+/// The credential `NAME` from its value or its `NAME_FILE` (read at each
+/// change of the file, so a rotation needs no restart); the file must be
+/// readable at start. Both set is a mistake worth stopping for.
+fn secret(
+    value: &Option<String>,
+    file: &Option<PathBuf>,
+    name: &str,
+) -> anyhow::Result<Option<Secret>> {
+    match (value, file) {
+        (Some(_), Some(_)) => bail!("{name} and {name}_FILE are both set; set one"),
+        (Some(value), None) => Ok(Some(value.clone().into())),
+        (None, Some(path)) => {
+            let secret = Secret::file(path);
+            secret.get().with_context(|| format!("{name}_FILE"))?;
+            Ok(Some(secret))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 /// The shared gate of one upstream (`qps` 0 = no rate limit).

@@ -3,7 +3,8 @@
 //! over `tenants` (a collection scan of a few fields: about 20 ms at 10,000
 //! tenants) and exports `tenants{phase}`, `tenants_paused` and
 //! `tenants_oldest_unconverged_seconds{phase}` (`pending`, `degraded`: the
-//! age of the oldest desired change not converged yet, 0 when none). A
+//! age of the oldest desired change not converged yet, paused tenants left
+//! out, 0 when none). A
 //! controller that stops leading sets them to 0, so the leader's figures
 //! are the only ones that count under `max`.
 
@@ -38,7 +39,8 @@ pub async fn count(store: &Store, now: Timestamp) -> Result<Fleet, mongodb::erro
         "_id": "$status.phase",
         "count": { "$sum": 1 },
         "paused": { "$sum": { "$cond": [ { "$eq": ["$paused", true] }, 1, 0 ] } },
-        "oldest": { "$min": "$updatedAt" },
+        // A paused tenant waits for a person, not for the controller.
+        "oldest": { "$min": { "$cond": [ { "$eq": ["$paused", true] }, null, "$updatedAt" ] } },
     } }];
     let groups: Vec<Document> = store
         .tenants

@@ -16,6 +16,7 @@ pub mod mongo;
 pub mod plans;
 #[cfg(feature = "openapi")]
 pub mod schema;
+pub mod secret;
 pub mod store;
 pub mod validate;
 

@@ -15,6 +15,7 @@ mod group;
 use std::sync::Arc;
 
 use dezky_core::http::{SendError, UpstreamGuard};
+use dezky_core::secret::Secret;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -51,6 +52,9 @@ pub enum AuthentikError {
     /// Another 4xx: the server refused the request.
     #[error("Authentik refused the request (HTTP {status}): {detail}")]
     Rejected { status: u16, detail: String },
+    /// The API token's file cannot be read (`AUTHENTIK_TOKEN_FILE`).
+    #[error("{0}")]
+    Credential(String),
     /// 5xx, 429, connection failure or timeout: worth retrying later.
     #[error("Authentik is unavailable: {0}")]
     Unavailable(String),
@@ -67,7 +71,7 @@ pub struct AuthentikClient {
     guard: Arc<UpstreamGuard>,
     /// `<base>/api/v3/core/groups/`.
     groups_url: Url,
-    token: String,
+    token: Secret,
 }
 
 impl AuthentikClient {
@@ -76,7 +80,7 @@ impl AuthentikClient {
     pub fn new(
         http: reqwest::Client,
         base_url: &str,
-        token: impl Into<String>,
+        token: impl Into<Secret>,
     ) -> Result<Self, AuthentikError> {
         let invalid = |reason: String| AuthentikError::InvalidUrl {
             url: base_url.to_owned(),
@@ -255,10 +259,14 @@ impl AuthentikClient {
         body: Option<&B>,
     ) -> Result<reqwest::Response, AuthentikError> {
         let path = url.path().to_owned();
+        let token = self
+            .token
+            .get()
+            .map_err(|e| AuthentikError::Credential(e.to_string()))?;
         let mut request = self
             .http
             .request(method.clone(), url)
-            .bearer_auth(&self.token)
+            .bearer_auth(token)
             .header(reqwest::header::ACCEPT, "application/json");
         if let Some(body) = body {
             request = request.json(body);

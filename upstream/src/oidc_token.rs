@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dezky_core::http::{SendError, UpstreamGuard};
+use dezky_core::secret::Secret;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -36,6 +37,9 @@ pub enum TokenError {
     InvalidResponse { url: String, reason: String },
     #[error("OIDC discovery at {url} failed: {reason}")]
     Discovery { url: String, reason: String },
+    /// The client secret's file cannot be read (`OCIS_CLIENT_SECRET_FILE`).
+    #[error("{0}")]
+    Credential(String),
 }
 
 impl TokenError {
@@ -59,7 +63,7 @@ pub struct TokenSource {
     guard: Arc<UpstreamGuard>,
     token_url: String,
     client_id: String,
-    client_secret: String,
+    client_secret: Secret,
     scope: String,
     /// The current token; the lock is held across a renewal so concurrent
     /// callers wait for that one request instead of sending their own.
@@ -90,7 +94,7 @@ impl TokenSource {
         http: reqwest::Client,
         token_url: impl Into<String>,
         client_id: impl Into<String>,
-        client_secret: impl Into<String>,
+        client_secret: impl Into<Secret>,
         scope: impl Into<String>,
     ) -> Self {
         TokenSource {
@@ -148,10 +152,14 @@ impl TokenSource {
     async fn fetch(&self) -> Result<CachedToken, TokenError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
         let started = Instant::now();
+        let client_secret = self
+            .client_secret
+            .get()
+            .map_err(|e| TokenError::Credential(e.to_string()))?;
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.as_str()),
+            ("client_secret", client_secret.as_str()),
             ("scope", self.scope.as_str()),
         ];
         let response = self

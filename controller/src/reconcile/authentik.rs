@@ -394,7 +394,7 @@ fn pending(external_id: Option<String>, action: Action) -> Outcome {
 /// Status reason and message of a failed call.
 fn into_system_error(error: AuthentikError) -> SystemError {
     let reason = match &error {
-        AuthentikError::Unauthorized { .. } => "Unauthorized",
+        AuthentikError::Unauthorized { .. } | AuthentikError::Credential(_) => "Unauthorized",
         AuthentikError::DuplicateName { .. } => "Conflict",
         AuthentikError::BadResponse(_) => "InvalidResponse",
         AuthentikError::InvalidUrl { .. }

@@ -68,6 +68,17 @@ impl Stack {
         self.spawn_on(command, extra, Some(mongo::uri())).await
     }
 
+    /// [`Stack::spawn_with`], without the default environment `removed`.
+    pub async fn spawn_without(
+        &self,
+        command: &str,
+        extra: &[(&str, &str)],
+        removed: &[&str],
+    ) -> Provisioner {
+        self.spawn_filtered(command, extra, Some(mongo::uri()), removed)
+            .await
+    }
+
     /// `provisioner <command>` with the embedded MongoDB (no `MONGODB_URI`):
     /// it starts its own `mongod` with data in `data_dir` on `mongod_port`.
     pub async fn spawn_embedded(
@@ -91,6 +102,16 @@ impl Stack {
         extra: &[(&str, &str)],
         mongodb_uri: Option<&str>,
     ) -> Provisioner {
+        self.spawn_filtered(command, extra, mongodb_uri, &[]).await
+    }
+
+    async fn spawn_filtered(
+        &self,
+        command: &str,
+        extra: &[(&str, &str)],
+        mongodb_uri: Option<&str>,
+        removed: &[&str],
+    ) -> Provisioner {
         let port = free_port();
         let log = log_path(&self.db, command, port);
         let out = File::create(&log).expect("create the log file");
@@ -102,8 +123,9 @@ impl Stack {
         };
         // A process group of its own, like a service under a supervisor.
         cmd.process_group(0);
+        let defaults = self.sims.env().into_iter();
         cmd.arg(command)
-            .envs(self.sims.env())
+            .envs(defaults.filter(|(name, _)| !removed.contains(name)))
             .env("MONGODB_DB", &self.db)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("DEFAULT_TENANT_SLUG", "")

@@ -12,6 +12,7 @@ mod interrupted;
 mod lifecycle;
 mod plan;
 mod processes;
+mod secrets;
 mod shutdown;
 mod takeover;
 mod undecodable;

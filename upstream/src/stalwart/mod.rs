@@ -12,6 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use dezky_core::http::{SendError, UpstreamGuard};
+use dezky_core::secret::Secret;
 
 use reqwest::header::CONTENT_TYPE;
 use reqwest::StatusCode;
@@ -35,9 +36,9 @@ const SYSTEM: &str = "stalwart";
 #[derive(Clone)]
 pub enum StalwartAuth {
     /// An API key (`API_...`), sent as `Authorization: Bearer`.
-    Bearer(String),
+    Bearer(Secret),
     /// A login and password, sent as HTTP Basic.
-    Basic { username: String, password: String },
+    Basic { username: String, password: Secret },
 }
 
 impl fmt::Debug for StalwartAuth {
@@ -64,6 +65,9 @@ pub enum StalwartError {
     InvalidResponse(String),
     #[error("cannot encode the request: {0}")]
     InvalidRequest(String),
+    /// The credential's file cannot be read (`STALWART_TOKEN_FILE`, `STALWART_PASSWORD_FILE`).
+    #[error("{0}")]
+    Credential(String),
     #[error("method call {call_id} failed: {error}")]
     Method { call_id: String, error: MethodError },
     #[error(
@@ -128,10 +132,14 @@ impl StalwartClient {
             method_calls: calls,
         };
         let request = self.http.post(&self.endpoint).json(&body);
+        let secret = |s: &Secret| {
+            s.get()
+                .map_err(|e| StalwartError::Credential(e.to_string()))
+        };
         let request = match &self.auth {
-            StalwartAuth::Bearer(token) => request.bearer_auth(token),
+            StalwartAuth::Bearer(token) => request.bearer_auth(secret(token)?),
             StalwartAuth::Basic { username, password } => {
-                request.basic_auth(username, Some(password))
+                request.basic_auth(username, Some(secret(password)?))
             }
         };
         let response = self
