@@ -18,7 +18,9 @@ async fn tenants_are_counted_by_phase_with_the_oldest_unconverged_age() {
         ("b", Phase::Active, 20, true),
         ("c", Phase::Pending, 30, false),
         ("d", Phase::Pending, 90, false),
-        ("e", Phase::Degraded, 600, true),
+        // Paused: waits for a person, so it does not age the pending figure.
+        ("p", Phase::Pending, 5000, true),
+        ("e", Phase::Degraded, 600, false),
         ("f", Phase::Deleting, 5, false),
     ];
     for (slug, phase, age, paused) in cases {
@@ -32,7 +34,7 @@ async fn tenants_are_counted_by_phase_with_the_oldest_unconverged_age() {
     assert_eq!(
         fleet.by_phase,
         [
-            ("pending", 2),
+            ("pending", 3),
             ("active", 2),
             ("degraded", 1),
             ("deleting", 1)
