@@ -2,7 +2,8 @@
 runs this with the environment it sets (ROOT, PROMTOOL, KUSTOMIZE,
 K8S_VERSIONS): deploy/ manifests against the Kubernetes schemas, the
 Prometheus rules and their unit tests, the Grafana dashboard, and the env
-and metric names they use against the Rust sources."""
+and metric names they use against the Rust sources, and the credentials
+read as files (`*_FILE` env into a mounted Secret) against its keys."""
 import copy
 import glob
 import json
@@ -323,7 +324,9 @@ def check_env_names(label, resources):
         for w, pod in pod_specs(resources):
             for c in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", []):
                 cw = f"{w['kind']}/{w['metadata']['name']} container {c['name']}"
+                names = set()  # this container's env names
                 for e in c.get("env") or []:
+                    names.add(e["name"])
                     used.setdefault(e["name"], f"{cw} env")
                     ref = (e.get("valueFrom") or {}).get("secretKeyRef")
                     if ref:
@@ -343,19 +346,129 @@ def check_env_names(label, resources):
                         if kind == "Secret":
                             read_secret_keys.setdefault(ref["name"], set()).update(keys)
                         for k in keys:
+                            names.add(prefix + k)
                             used.setdefault(prefix + k, f"{cw} envFrom {kind} {ref['name']}")
+                for name in sorted(n for n in names & ENV_NAMES if n.endswith("_FILE") and n[: -len("_FILE")] in names):
+                    problems.append(f"{cw}: both `{name[: -len('_FILE')]}` and `{name}` are set (the binary refuses to start: set one)")
+        # Keys read as files: a *_FILE env pointing into a mounted Secret.
+        for ref in secret_files(resources):
+            for secret, key in ref["candidates"]:
+                read_secret_keys.setdefault(secret, set()).add(key)
         if not used:
             problems.append("no container sets any env")
         for name in sorted(used):
             if name not in ENV_NAMES:
-                problems.append(f"env `{name}` ({used[name]}) is not an env the binary accepts (no clap `env = \"{name}\"` in src/, api/, controller/, core/, cli/)")
+                hint = ""
+                if name.endswith("_FILE") and name[: -len("_FILE")] in ENV_NAMES:
+                    hint = f"; the binary takes `{name[: -len('_FILE')]}` only as a value, not from a file"
+                problems.append(f"env `{name}` ({used[name]}) is not an env the binary accepts (no clap `env = \"{name}\"` in src/, api/, controller/, core/, cli/{hint})")
         for _, r in resources:
             if r.get("kind") == "Secret" and r["metadata"]["name"] in read_secret_keys:
                 keys = set((r.get("data") or {})) | set((r.get("stringData") or {}))
                 for k in sorted(keys - read_secret_keys[r["metadata"]["name"]]):
                     problems.append(f"Secret {r['metadata']['name']}: key `{k}` is read by no container (typo?)")
         return problems
-    check(f"env names {label}: every env the manifests set is one the binary accepts", run)
+    check(f"env names {label}: every env the manifests set (*_FILE too) is one the binary accepts, every Secret key is read", run)
+
+
+# --- credentials as files: *_FILE env pointing into a mounted Secret -----
+EXAMPLE_DIR = os.path.join(K8S_DIR, "overlays/example")
+
+
+def secret_sources(volume):
+    """[(Secret name, {file -> key}, or None when every key is a file of its
+    own name)] that a volume shows: a secret volume, or the secret sources
+    of a projected one; [] for any other volume."""
+    def items(s):
+        return {i["path"]: i["key"] for i in s["items"]} if s.get("items") else None
+    if volume.get("secret"):
+        return [(volume["secret"].get("secretName"), items(volume["secret"]))]
+    sources = (volume.get("projected") or {}).get("sources") or []
+    return [(x["secret"].get("name"), items(x["secret"])) for x in sources if x.get("secret")]
+
+
+def file_envs(resources, c):
+    """[(name, path, how)] of the container's *_FILE env with a literal
+    value: its env, and its envFrom ConfigMaps where env does not override."""
+    out = [(e["name"], e["value"], "env") for e in c.get("env") or [] if e["name"].endswith("_FILE") and "value" in e]
+    own = {e["name"] for e in c.get("env") or []}
+    for src in c.get("envFrom") or []:
+        ref = src.get("configMapRef")
+        cm = find(resources, "ConfigMap", ref["name"]) if ref else None
+        for k, v in sorted(((cm or {}).get("data") or {}).items()):
+            name = src.get("prefix", "") + k
+            if name.endswith("_FILE") and name not in own:
+                out.append((name, v, f"envFrom ConfigMap {ref['name']}"))
+    return out
+
+
+def secret_files(resources):
+    """Where every *_FILE env of every container points, as dicts: where,
+    env, path, candidates [(Secret, key)] (the keys that file can be; [] if
+    it is no key of a mounted Secret) and problem (None, or why the file is
+    wrong). Files in volumes other than Secrets are left alone."""
+    out = []
+    for w, pod in pod_specs(resources):
+        volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
+        for c in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", []):
+            cw = f"{w['kind']}/{w['metadata']['name']} container {c['name']}"
+            for name, path, how in file_envs(resources, c):
+                ref = {"where": f"{cw} {how}", "env": name, "path": path, "candidates": [], "problem": None}
+                out.append(ref)
+                mounts = [m for m in c.get("volumeMounts") or []
+                          if path == m["mountPath"].rstrip("/") or path.startswith(m["mountPath"].rstrip("/") + "/")]
+                if not mounts:
+                    ref["problem"] = "is under no volume mount of the container (the image holds no credentials)"
+                    continue
+                m = max(mounts, key=lambda m: len(m["mountPath"].rstrip("/")))
+                sources = secret_sources(volumes.get(m["name"]) or {})
+                if not sources:
+                    continue
+                rest = path[len(m["mountPath"].rstrip("/")):].strip("/")
+                sub = m.get("subPath") or m.get("subPathExpr") or ""
+                file = "/".join(x for x in (sub, rest) if x)
+                if sub:
+                    ref["problem"] = (f"is in a subPath mount of volume {m['name']}: kubelet does not update those when the "
+                                      "Secret changes, so a rotation is never seen (mount the volume as a directory)")
+                for secret, items in sources:
+                    if items is None and file and "/" not in file:
+                        ref["candidates"].append((secret, file))
+                    elif items is not None and file in items:
+                        ref["candidates"].append((secret, items[file]))
+                if not ref["candidates"]:
+                    ref["problem"] = (f"is no file of the Secret {', '.join(f'`{s}`' for s, _ in sources)} mounted at "
+                                      f"{m['mountPath']} (volume {m['name']}): the file name must be a key"
+                                      + (" or an item's path" if any(i is not None for _, i in sources) else ""))
+    return out
+
+
+def check_secret_files(label, resources):
+    """Every *_FILE env pointing into a mounted Secret names a key that
+    Secret defines: the one in these manifests, else the example overlay's
+    (the base has none). A missing key is a missing file, which fails the
+    start whenever that system's URL is set."""
+    def run():
+        problems = []
+        for ref in secret_files(resources):
+            head = f"{ref['where']}: {ref['env']}={ref['path']}"
+            if ref["problem"]:
+                problems.append(f"{head} {ref['problem']}")
+            missing = []
+            for secret, key in ref["candidates"]:
+                obj, origin = find(resources, "Secret", secret), label
+                if obj is None and kustomization_of(EXAMPLE_DIR):
+                    obj, origin = find(load(EXAMPLE_DIR)[0], "Secret", secret), rel(EXAMPLE_DIR)
+                if obj is None:
+                    missing.append(f"Secret `{secret}` is neither in {label} nor in {rel(EXAMPLE_DIR)}, so its keys cannot be checked")
+                    continue
+                keys = set((obj.get("data") or {})) | set((obj.get("stringData") or {}))
+                if key in keys:
+                    missing = []
+                    break
+                missing.append(f"key `{key}` is not in Secret {secret} of {origin} (it has: {', '.join(sorted(keys)) or 'none'})")
+            problems += [f"{head}: {m}" for m in missing]
+        return problems
+    check(f"secret files {label}: every *_FILE into a mounted Secret names a key of it (no subPath)", run)
 
 
 def check_listen_addr(label, resources):
@@ -489,33 +602,42 @@ def check_wiring(label, resources):
     check(f"wiring {label}: Service, ServiceMonitor, PDB, NetworkPolicy, ConfigMaps, volumes and EXTRA_CA_CERTS fit the pods", run)
 
 
+LOADED = {}  # kustomization directory -> (resources, problems)
+
+
+def load(d):
+    """([(where, resource)], problems) of the kustomization in d, rendered
+    by kustomize if there is one, else built file by file; once per d (the
+    base's checks also read the example overlay's Secret)."""
+    if d not in LOADED:
+        label = rel(d)
+        if KUSTOMIZE:
+            p = subprocess.run(KUSTOMIZE + [d], capture_output=True, text=True)
+            if p.returncode != 0:
+                LOADED[d] = ([], [line for line in (p.stderr or p.stdout).strip().splitlines()[-20:]])
+            else:
+                docs = [x for x in yaml.safe_load_all(p.stdout) if x]
+                LOADED[d] = ([(f"{label} (rendered)", r) for r in docs], [] if docs else ["renders nothing"])
+        else:
+            LOADED[d] = (build_without_kustomize(d), [])
+    return LOADED[d]
+
+
 kustomize_dirs = [os.path.join(K8S_DIR, "base")] + sorted(
     d for d in glob.glob(os.path.join(K8S_DIR, "overlays/*")) if kustomization_of(d))
 for d in kustomize_dirs:
     label = rel(d)
     check(f"kustomization {label}: referenced resources and generator files exist", lambda d=d: check_kustomization(d))
-    resources = []
     if KUSTOMIZE:
-        rendered = {}
-        def render(d=d):
-            p = subprocess.run(KUSTOMIZE + [d], capture_output=True, text=True)
-            if p.returncode != 0:
-                return [line for line in (p.stderr or p.stdout).strip().splitlines()[-20:]]
-            rendered["docs"] = [x for x in yaml.safe_load_all(p.stdout) if x]
-            return [] if rendered["docs"] else ["renders nothing"]
-        check(f"render {label} ({' '.join(KUSTOMIZE)})", render)
-        resources = [(f"{label} (rendered)", r) for r in rendered.get("docs", [])]
+        check(f"render {label} ({' '.join(KUSTOMIZE)})", lambda d=d: load(d)[1])
     else:
-        holder = {}
-        def build(d=d):
-            holder["docs"] = build_without_kustomize(d)
-            return []
-        check(f"load {label} (each file on its own; no kustomize)", build)
-        resources = holder.get("docs", [])
+        check(f"load {label} (each file on its own; no kustomize)", lambda d=d: load(d)[1])
+    resources = LOADED.get(d, ([], []))[0]
     for where, r in resources:
         check_schema(where, r)
     if resources:
         check_env_names(label, resources)
+        check_secret_files(label, resources)
         check_listen_addr(label, resources)
         check_pod_hardening(label, resources)
         check_wiring(label, resources)
