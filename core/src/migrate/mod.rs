@@ -151,8 +151,13 @@ pub async fn ensure_current(store: &Store, holder: &str) -> Result<Option<Report
         if recorded_version(store).await? >= SCHEMA_VERSION {
             return Ok(None);
         }
-        if lease.current_holder().await?.is_none() {
-            return migrate_now(store, holder).await.map(Some);
+        if lease.try_acquire().await? {
+            // Another process may have finished just before this one got in.
+            if recorded_version(store).await? >= SCHEMA_VERSION {
+                let _ = lease.release().await;
+                return Ok(None);
+            }
+            return run_holding(store, &lease).await.map(Some);
         }
         if !announced {
             info!("another process is migrating the schema; waiting for it");
@@ -170,6 +175,12 @@ pub async fn migrate_now(store: &Store, holder: &str) -> Result<Report, StoreErr
         info!("another process is migrating the schema; waiting for it");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    run_holding(store, &lease).await
+}
+
+/// [`run`] in [`Mode::Apply`] while holding `lease` (renewed meanwhile),
+/// released at the end.
+async fn run_holding(store: &Store, lease: &Lease) -> Result<Report, StoreError> {
     let renewing = tokio::spawn(renew(lease.clone()));
     let result = run(store, Mode::Apply).await;
     renewing.abort();

@@ -7,6 +7,7 @@ mod fleet;
 mod group;
 mod ha;
 mod history;
+mod migration;
 mod requests;
 mod triggers;
 
