@@ -299,14 +299,20 @@ async fn insert_new(ctx: &ApiContext, actor: &Actor, tenant: Tenant) -> ApiResul
         });
     }
     ctx.tenant_cache.pin(tenant.id, &tenant.slug, &session);
-    ctx.store
-        .users
-        .update_one(
-            doc! { "_id": actor.0.id },
-            doc! { "$addToSet": { "tenantIds": tenant.id }, "$set": { "updatedAt": tenant.created_at } },
-        )
-        .await?;
-    ctx.actors.forget(actor.0.id);
+    // A platform admin sees and administers every tenant already: recording
+    // the membership would only grow their user document with every create
+    // (a CI account applying thousands of tenants), and make each next
+    // request read it again.
+    if !actor.0.platform_admin {
+        ctx.store
+            .users
+            .update_one(
+                doc! { "_id": actor.0.id },
+                doc! { "$addToSet": { "tenantIds": tenant.id }, "$set": { "updatedAt": tenant.created_at } },
+            )
+            .await?;
+        ctx.actors.forget(actor.0.id);
+    }
     insert_subscription(ctx, &tenant).await?;
     Ok(tenant)
 }

@@ -128,15 +128,25 @@ async fn find(ctx: &ApiContext, id: &str) -> ApiResult<User> {
 
 /// The tenants a token's claims make the user a member of: those whose
 /// group (`group_name(prefix, slug)`) is in `groups`, plus those the user
-/// created.
-async fn claimed_tenants(ctx: &ApiContext, claims: &Claims, user: Id) -> ApiResult<Vec<Id>> {
+/// created unless they are a platform admin (who sees every tenant anyway:
+/// their created tenants would only grow their record).
+async fn claimed_tenants(
+    ctx: &ApiContext,
+    claims: &Claims,
+    user: Id,
+    platform_admin: bool,
+) -> ApiResult<Vec<Id>> {
     let prefix = ctx.config.group_prefix.as_str();
     let candidates: Vec<&str> = claims
         .groups
         .iter()
         .filter_map(|g| g.strip_prefix(prefix))
         .collect();
-    let filter = doc! { "$or": [ { "slug": { "$in": candidates } }, { "createdBy": user } ] };
+    let mut sources = vec![doc! { "slug": { "$in": candidates } }];
+    if !platform_admin {
+        sources.push(doc! { "createdBy": user });
+    }
+    let filter = doc! { "$or": sources };
     // Only the fields needed, so a tenant that does not decode fails no one.
     let tenants: Vec<Document> = ctx
         .store
@@ -150,7 +160,8 @@ async fn claimed_tenants(ctx: &ApiContext, claims: &Claims, user: Id) -> ApiResu
     let mut ids: Vec<Id> = tenants
         .iter()
         .filter(|t| {
-            let created = t.get_object_id("createdBy").is_ok_and(|by| by == user.0);
+            let created =
+                !platform_admin && t.get_object_id("createdBy").is_ok_and(|by| by == user.0);
             let slug = t.get_str("slug").unwrap_or_default();
             created || claims.groups.contains(&group_name(prefix, slug))
         })
@@ -172,13 +183,13 @@ async fn me(State(ctx): State<ApiContext>, SignedIn(claims): SignedIn) -> ApiRes
         let id = existing.as_ref().map_or_else(Id::new, |u| u.id);
         // Grants (memberships and admin kept from the previous service)
         // stay whatever the token says.
-        let mut tenant_ids = claimed_tenants(&ctx, &claims, id).await?;
+        let platform_admin = claims.groups.contains(&ctx.config.platform_admin_group)
+            || existing.as_ref().is_some_and(|u| u.granted_platform_admin);
+        let mut tenant_ids = claimed_tenants(&ctx, &claims, id, platform_admin).await?;
         let granted = existing.as_ref().map(|u| u.granted_tenant_ids.as_slice());
         tenant_ids.extend(granted.unwrap_or_default());
         tenant_ids.sort();
         tenant_ids.dedup();
-        let platform_admin = claims.groups.contains(&ctx.config.platform_admin_group)
-            || existing.as_ref().is_some_and(|u| u.granted_platform_admin);
         let now = Timestamp::now();
         let mut set = doc! {
             "platformAdmin": platform_admin,

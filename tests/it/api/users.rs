@@ -214,3 +214,21 @@ async fn ordinary_users_read_only_themselves() {
     let me = alice.get("/users/me").await.body;
     assert_eq!(me["user"]["platformAdmin"], false);
 }
+
+#[tokio::test]
+async fn a_platform_admins_creates_do_not_grow_their_user_record() {
+    let api = TestApi::start().await;
+    let root = api.admin().await;
+    for slug in ["one", "two", "three"] {
+        api.create_tenant(&root, slug).await;
+    }
+    let me = root.get("/users/me").await.expect_status(200).body;
+    assert_eq!(me["user"]["platformAdmin"], true);
+    assert_eq!(me["user"]["tenantIds"], json!([]), "{me}");
+    // They still see and administer every one of them.
+    let listed = root.get("/tenants").await.expect_status(200).body;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3);
+    root.patch("/tenants/two", json!({"name": "Two"}))
+        .await
+        .expect_status(200);
+}
