@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Validates deploy/: the Kubernetes manifests (kustomize base and overlays)
 # against the Kubernetes schemas, the Prometheus rules (promtool check and
-# unit tests) and the Grafana dashboard, and that the env names and metric
-# names they use are ones the binary really has (clap `env = "..."` and the
-# `metrics::` macros in the Rust sources). Ends with one line
+# unit tests), the Grafana dashboard and docker-compose.yml (with
+# .env.example), and that the env names and metric names they use are ones
+# the binary really has (clap `env = "..."` and the `metrics::` macros in
+# the Rust sources). Ends with one line
 # `deploy-check: N passed, M failed` and exits non-zero if M > 0.
 #
 # Installs what it needs into .cache/deploy-check/ (idempotent; nothing

@@ -1,8 +1,9 @@
 """The checks of scripts/deploy-check.sh, which installs what they need and
 runs this with the environment it sets (ROOT, PROMTOOL, KUSTOMIZE,
-K8S_VERSIONS): the Kubernetes manifests (deploy_check_k8s), the Prometheus
-rules and their unit tests, and the Grafana dashboard, whose metric names
-are checked against the Rust sources (deploy_check_common). Ends with one
+K8S_VERSIONS): the Kubernetes manifests (deploy_check_k8s), docker-compose.yml
+and .env.example (deploy_check_compose), the Prometheus rules and their unit
+tests, and the Grafana dashboard, whose metric names are checked against the
+Rust sources (deploy_check_common). Ends with one
 line `deploy-check: N passed, M failed`."""
 import json
 import os
@@ -14,10 +15,12 @@ import tempfile
 import yaml
 
 import deploy_check_common as common
+import deploy_check_compose
 import deploy_check_k8s
 from deploy_check_common import MON_DIR, PROMTOOL, SERIES, check, unknown_metrics
 
 deploy_check_k8s.run()
+deploy_check_compose.run()
 
 # --- Prometheus rules -----------------------------------------------------
 alerts_path = os.path.join(MON_DIR, "alerts.yaml")
