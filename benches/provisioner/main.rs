@@ -6,7 +6,7 @@
 //!
 //! `BENCH_QUICK=1` (or the argument `quick`) runs smaller numbers;
 //! `BENCH_ONLY=scale,ttfr` runs only the named scenarios (`latency`,
-//! `scale`, `latency20`, `api`, `ttfr`, `memory`, `outage`, `limits`, `failover`;
+//! `scale`, `latency20`, `api`, `ttfr`, `memory`, `outage`, `limits`, `posts`, `failover`;
 //! `api` and `ttfr` run on the tenants `scale` converged);
 //! `BENCH_CONCURRENCY=64` sets the reconcile concurrency of `scale`, `ttfr`
 //! and `latency20` (default 16, the product's default).
@@ -19,6 +19,7 @@ mod latency;
 mod limits;
 mod memory;
 mod outage;
+mod posts;
 mod report;
 mod scale;
 mod stack;
@@ -159,6 +160,9 @@ async fn main() {
     }
     if runs("outage") {
         outage::during_outage(scale.outage_tenants, scale.outage, &mut summary).await;
+    }
+    if runs("posts") {
+        posts::creates_by_one_admin(scale.scale_tenants.max(2000), &mut summary).await;
     }
     if runs("limits") {
         limits::new_tenants_at_default_limits(scale.limits_tenants, &mut summary).await;
