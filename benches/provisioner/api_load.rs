@@ -23,16 +23,7 @@ pub async fn reads(
         duration.as_secs(),
         slugs.len()
     ));
-    let token = stack
-        .api
-        .token("bench-admin", &[crate::support::api::ADMIN_GROUP]);
-    // Sync the caller once, as a real admin's first request would.
-    stack
-        .api
-        .with_token(&token)
-        .get("/users/me")
-        .await
-        .expect_status(200);
+    let token = stack.synced_admin_token("bench-admin").await;
     let one: Vec<String> = slugs.iter().map(|s| format!("/tenants/{s}")).collect();
     run(
         stack,

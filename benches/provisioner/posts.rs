@@ -23,15 +23,7 @@ pub async fn creates_by_one_admin(count: usize, summary: &mut Summary) {
         "{count} POST /tenants by one platform admin, {CLIENTS} clients"
     ));
     let stack = Stack::start(Backend::Instant).await;
-    let token = stack
-        .api
-        .token("bench-ci", &[crate::support::api::ADMIN_GROUP]);
-    stack
-        .api
-        .with_token(&token)
-        .get("/users/me")
-        .await
-        .expect_status(200);
+    let token = stack.synced_admin_token("bench-ci").await;
     let next = Arc::new(AtomicUsize::new(0));
     // When each create (by its index) finished.
     let done: Arc<Mutex<Vec<(usize, Instant)>>> = Arc::default();

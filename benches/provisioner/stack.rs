@@ -297,6 +297,18 @@ impl Stack {
         &self.api.store
     }
 
+    /// A platform admin's token for `subject`, synced once by `GET
+    /// /users/me` as a real admin's first request would.
+    pub async fn synced_admin_token(&self, subject: &str) -> String {
+        let token = self.api.token(subject, &[crate::support::api::ADMIN_GROUP]);
+        self.api
+            .with_token(&token)
+            .get("/users/me")
+            .await
+            .expect_status(200);
+        token
+    }
+
     /// The reconcilers of this backend, each counted in [`Stack::calls`].
     pub fn reconcilers(&self) -> Reconcilers {
         self.reconcilers_limited(None)

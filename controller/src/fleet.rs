@@ -33,6 +33,16 @@ pub struct Fleet {
     pub oldest_degraded: f64,
 }
 
+impl Fleet {
+    /// No tenant in any phase.
+    fn empty() -> Self {
+        Fleet {
+            by_phase: PHASES.iter().map(|name| (*name, 0)).collect(),
+            ..Fleet::default()
+        }
+    }
+}
+
 /// Counts the fleet now.
 pub async fn count(store: &Store, now: Timestamp) -> Result<Fleet, mongodb::error::Error> {
     let pipeline = [doc! { "$group": {
@@ -50,10 +60,7 @@ pub async fn count(store: &Store, now: Timestamp) -> Result<Fleet, mongodb::erro
         .with_type::<Document>()
         .try_collect()
         .await?;
-    let mut fleet = Fleet {
-        by_phase: PHASES.iter().map(|name| (*name, 0)).collect(),
-        ..Fleet::default()
-    };
+    let mut fleet = Fleet::empty();
     for group in &groups {
         // A tenant never reconciled has no phase yet: it is pending.
         let phase = group.get_str("_id").unwrap_or("pending");
@@ -109,8 +116,5 @@ pub async fn report(store: Store) {
 
 /// What a controller that does not lead exports: zeros.
 pub fn clear() {
-    export(&Fleet {
-        by_phase: PHASES.iter().map(|name| (*name, 0)).collect(),
-        ..Fleet::default()
-    });
+    export(&Fleet::empty());
 }
