@@ -160,8 +160,7 @@ async fn claimed_tenants(
     let mut ids: Vec<Id> = tenants
         .iter()
         .filter(|t| {
-            let created =
-                !platform_admin && t.get_object_id("createdBy").is_ok_and(|by| by == user.0);
+            let created = t.get_object_id("createdBy").is_ok_and(|by| by == user.0);
             let slug = t.get_str("slug").unwrap_or_default();
             created || claims.groups.contains(&group_name(prefix, slug))
         })
