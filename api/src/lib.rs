@@ -3,7 +3,7 @@
 //! MongoDB; it never calls Authentik, Stalwart or oCIS.
 //!
 //! Layout: one module per resource ([`tenants`], [`events`], [`users`],
-//! [`subscriptions`]), each with a `router()`; [`auth`] turns a bearer token
+//! [`subscriptions`], [`fleet`] for the fleet view), each with a `router()`; [`auth`] turns a bearer token
 //! into an `Actor`; [`tenant_cache`] answers tenant reads from memory, fed by
 //! the `tenants` change stream; [`error::ApiError`] renders every failure; [`ops`] holds
 //! the token-free health, readiness and metrics routes; [`body`] keeps
@@ -17,6 +17,7 @@ mod config;
 mod console;
 pub mod error;
 mod events;
+mod fleet;
 mod json;
 pub mod openapi;
 pub mod ops;
@@ -127,6 +128,7 @@ pub async fn build_api(
         .merge(tenants::router())
         .merge(requests::router())
         .merge(events::router())
+        .merge(fleet::router())
         .merge(users::router())
         .merge(subscriptions::router())
         .merge(console::router())

@@ -29,7 +29,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
-use crate::{events, ops, requests, subscriptions, tenants, users};
+use crate::{events, fleet, ops, requests, subscriptions, tenants, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,11 +38,12 @@ use crate::{events, ops, requests, subscriptions, tenants, users};
         ops::healthz, ops::readyz, ops::metrics, openapi_json,
         tenants::create, tenants::list, tenants::read, tenants::apply::apply, tenants::update,
         tenants::request_deletion, requests::request_reconcile, requests::request_plan, events::list,
+        fleet::read_summary,
         users::me, users::list, users::create, users::read, users::update, users::remove,
         subscriptions::list, subscriptions::create, subscriptions::read,
         subscriptions::update, subscriptions::remove,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, fleet::FleetRow)),
     security(("bearer" = [])),
 )]
 struct ApiDoc;

@@ -349,6 +349,8 @@ pub(crate) async fn insert_subscription(ctx: &ApiContext, tenant: &Tenant) -> Ap
     params(PageRequest,
         ("watch" = Option<bool>, Query, description = "`true`: answer with the Server-Sent Events stream described above instead of a page"),
         ("slug" = Option<String>, Query, description = "with `watch=true`: only this tenant"),
+        ("view" = Option<String>, Query, description = "with `watch=true`: `full` (default) sends each tenant as `GET /tenants/{slug}` shows it; \
+`fleet` sends its `FleetRow` instead, and no `modified` event for a change the row does not show (such as a routine resync's timestamps)"),
         ("Last-Event-ID" = Option<String>, Header, description = "with `watch=true`: resume after this event id")),
     responses(
         (status = 200, description = "tenants visible to the caller (platform admin: all), oldest first; \
@@ -359,7 +361,7 @@ with `watch=true` a `text/event-stream`:\n\n\
 - reconnecting with `Last-Event-ID` sends every event after it, or a fresh start when that position is no longer held (the last 4096 changes are) or the caller's visibility changed meanwhile;\n\
 - a comment line (`:heartbeat`) every 15 s; the stream ends when the token expires, at shutdown, and when the client falls more than 1024 changes behind (reconnect with `Last-Event-ID`).",
             content((Page<Tenant> = "application/json"), (String = "text/event-stream"))),
-        (status = 400, description = "bad `limit`, `cursor`, `watch` or `slug`", body = ErrorBody)))]
+        (status = 400, description = "bad `limit`, `cursor`, `watch`, `slug` or `view`", body = ErrorBody)))]
 async fn list(
     State(ctx): State<ApiContext>,
     SignedIn(claims): SignedIn,

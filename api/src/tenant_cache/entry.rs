@@ -1,5 +1,5 @@
-//! One cached tenant: its API JSON, serialized once per change, and its
-//! `ETag`. A `GET` answers with a reference-counted copy of the bytes; a page
+//! One cached tenant: its API JSON and its [fleet row](crate::fleet::row),
+//! each serialized once per change, and its `ETag`. A `GET` answers with a reference-counted copy of the bytes; a page
 //! is the entries' bytes joined into the list shape. A stored document that
 //! does not decode is cached as *broken*: `GET` answers its 500
 //! `undecodable_document` error (naming the field), lists and watches skip it.
@@ -15,6 +15,7 @@ use dezky_core::Id;
 use mongodb::bson::RawDocument;
 
 use crate::error::ApiError;
+use crate::fleet::{FleetRow, Health};
 use crate::json::{json_response, to_api_json};
 use crate::tenants::etag;
 
@@ -28,6 +29,10 @@ pub struct CachedTenant {
     generation: i64,
     /// Exactly what `ApiJson(&tenant)` writes.
     json: Bytes,
+    /// The fleet row's JSON (empty when broken).
+    row: Bytes,
+    /// What the fleet summary counts (`None` when broken).
+    health: Option<Health>,
     etag: Option<HeaderValue>,
     /// The stored document does not decode; `json` is its error body.
     broken: bool,
@@ -68,6 +73,8 @@ impl CachedTenant {
             slug: Arc::from(slug),
             generation,
             json: Bytes::from(json),
+            row: Bytes::new(),
+            health: None,
             etag: None,
             broken: true,
         }))
@@ -79,10 +86,13 @@ impl CachedTenant {
         tenant.plan_request = None;
         tenant.status.plan = None;
         tenant.pass_claims = 0;
-        let json = to_api_json(&tenant).map_err(|source| EntryError::Serialize {
+        let serialize = |source| EntryError::Serialize {
             id: tenant.id,
             source,
-        })?;
+        };
+        let json = to_api_json(&tenant).map_err(serialize)?;
+        let row = to_api_json(&FleetRow::of(&tenant)).map_err(serialize)?;
+        let health = Health::of(&tenant);
         Ok(CachedTenant {
             id: tenant.id,
             etag: etag(tenant.generation),
@@ -90,6 +100,8 @@ impl CachedTenant {
             slug: Arc::from(tenant.slug),
             // An exact copy: the serializer's buffer starts at 1 KiB.
             json: Bytes::copy_from_slice(&json),
+            row: Bytes::from(row),
+            health: Some(health),
             broken: false,
         })
     }
@@ -114,6 +126,22 @@ impl CachedTenant {
     /// The JSON body.
     pub fn json(&self) -> &[u8] {
         &self.json
+    }
+
+    /// The fleet row's JSON.
+    pub fn row(&self) -> &[u8] {
+        &self.row
+    }
+
+    /// What the fleet summary counts (`None` when broken).
+    pub fn health(&self) -> Option<&Health> {
+        self.health.as_ref()
+    }
+
+    /// Whether `other` shows the same fleet row (a change a fleet view
+    /// does not show, such as a routine resync's timestamps).
+    pub fn same_row(&self, other: &CachedTenant) -> bool {
+        self.row == other.row
     }
 
     /// Whether `other` shows the same API JSON (a write that changed only

@@ -18,6 +18,10 @@
 //!   was issued for; otherwise a fresh start. An id is `position-scope`:
 //!   the change stream position (the same in every API process) and a hash
 //!   of what the caller could see.
+//! - `view=fleet` sends each tenant's [fleet row](crate::fleet::row)
+//!   instead of the whole tenant, and no `modified` for a change the row
+//!   does not show (a routine resync moves only timestamps), so an open
+//!   fleet view costs nothing while nothing it shows changes.
 //! - A comment line every heartbeat interval (15 s) keeps proxies from
 //!   closing an idle stream. The stream ends when the token expires (the
 //!   client reconnects with a new one and its last id), at shutdown, and
@@ -54,13 +58,41 @@ use crate::tenant_cache::{CachedTenant, Subscription};
 /// answers 503.
 const SYNC_WAIT: Duration = Duration::from_secs(5);
 
-/// The `?watch=&slug=` of `GET /tenants`.
+/// The `?watch=&slug=&view=` of `GET /tenants`.
 #[derive(Debug, Default)]
 pub struct WatchQuery {
     /// `watch=true`: stream instead of a page.
     pub watch: bool,
     /// Only this tenant.
     pub slug: Option<String>,
+    pub view: View,
+}
+
+/// What a watch sends of each tenant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum View {
+    /// The tenant as `GET /tenants/{slug}` shows it.
+    #[default]
+    Full,
+    /// Its fleet row, and only changes of that row.
+    Fleet,
+}
+
+impl View {
+    fn data(self, tenant: &CachedTenant) -> &[u8] {
+        match self {
+            View::Full => tenant.json(),
+            View::Fleet => tenant.row(),
+        }
+    }
+
+    /// Whether a client of this view was already shown `new` as `old`.
+    fn same(self, old: &CachedTenant, new: &CachedTenant) -> bool {
+        match self {
+            View::Full => old.same_json(new),
+            View::Fleet => old.same_row(new),
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for WatchQuery {
@@ -71,6 +103,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WatchQuery {
         struct Raw {
             watch: Option<String>,
             slug: Option<String>,
+            view: Option<String>,
         }
         let Query(raw) = Query::<Raw>::from_request_parts(parts, state)
             .await
@@ -80,12 +113,20 @@ impl<S: Send + Sync> FromRequestParts<S> for WatchQuery {
             Some("true") => true,
             Some(_) => return Err(ApiError::invalid("watch", "must be `true` or `false`")),
         };
-        if raw.slug.is_some() && !watch {
-            return Err(ApiError::invalid("slug", "applies only with `watch=true`"));
+        let view = match raw.view.as_deref() {
+            None | Some("full") => View::Full,
+            Some("fleet") => View::Fleet,
+            Some(_) => return Err(ApiError::invalid("view", "must be `full` or `fleet`")),
+        };
+        for (field, given) in [("slug", raw.slug.is_some()), ("view", raw.view.is_some())] {
+            if given && !watch {
+                return Err(ApiError::invalid(field, "applies only with `watch=true`"));
+            }
         }
         Ok(WatchQuery {
             watch,
             slug: raw.slug,
+            view,
         })
     }
 }
@@ -97,13 +138,17 @@ struct Visibility {
     all: bool,
     ids: BTreeSet<Id>,
     slug: Option<String>,
+    /// Part of what the client sees, so an id issued for one view does
+    /// not resume the other.
+    view: View,
 }
 
 impl Visibility {
-    fn of(user: &User, slug: Option<&str>) -> Self {
+    fn of(user: &User, slug: Option<&str>, view: View) -> Self {
         let all = user.platform_admin;
         Visibility {
             all,
+            view,
             // A platform admin's memberships change nothing they see.
             ids: match all {
                 true => BTreeSet::new(),
@@ -139,6 +184,9 @@ impl Visibility {
             eat(b"/");
             eat(slug.as_bytes());
         }
+        if self.view == View::Fleet {
+            eat(b"?fleet");
+        }
         hash
     }
 }
@@ -168,13 +216,13 @@ enum Outgoing {
 }
 
 impl Outgoing {
-    fn into_event(self) -> Event {
+    fn into_event(self, view: View) -> Event {
         match self {
             Outgoing::Reset => Event::default().event("reset").id("").data("{}"),
             Outgoing::Synced(id) => Event::default().event("synced").id(id).data("{}"),
             Outgoing::Change { kind, tenant, id } => {
                 // The cache holds serde_json output: always UTF-8.
-                let json = String::from_utf8_lossy(tenant.json());
+                let json = String::from_utf8_lossy(view.data(&tenant));
                 let event = Event::default().event(kind.name()).data(json);
                 match id {
                     Some(id) => event.id(id),
@@ -193,7 +241,7 @@ pub async fn watch(
     query: WatchQuery,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
-    let visibility = Visibility::of(&actor.0, query.slug.as_deref());
+    let visibility = Visibility::of(&actor.0, query.slug.as_deref(), query.view);
     let resume = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok())
@@ -215,7 +263,7 @@ pub async fn watch(
 
 /// The cache's feed from `from`, waiting up to [`SYNC_WAIT`] for the cache
 /// to be synced.
-async fn subscribe(ctx: &ApiContext, from: Option<Position>) -> ApiResult<Subscription> {
+pub(crate) async fn subscribe(ctx: &ApiContext, from: Option<Position>) -> ApiResult<Subscription> {
     let deadline = Instant::now() + SYNC_WAIT;
     loop {
         let mut receiver = match ctx.tenant_cache.subscribe(from) {
@@ -313,7 +361,7 @@ impl Watcher {
     async fn next(&mut self) -> Option<Event> {
         loop {
             if let Some(out) = self.pending.pop_front() {
-                return Some(out.into_event());
+                return Some(out.into_event(self.visibility.view));
             }
             tokio::select! {
                 item = self.subscription.receiver.recv() => match item {
@@ -346,6 +394,7 @@ impl Watcher {
                 None => return,
             },
             (_, true) => match self.shown.insert(tenant.id(), tenant.clone()) {
+                Some(old) if self.visibility.view.same(&old, tenant) => return,
                 Some(_) => ChangeKind::Modified,
                 None => ChangeKind::Added,
             },
@@ -369,7 +418,7 @@ impl Watcher {
         for tenant in snapshot.into_iter().filter(|t| self.visibility.shows(t)) {
             let kind = match self.shown.get(&tenant.id()) {
                 None => Some(ChangeKind::Added),
-                Some(old) if !old.same_json(&tenant) => Some(ChangeKind::Modified),
+                Some(old) if !self.visibility.view.same(old, &tenant) => Some(ChangeKind::Modified),
                 Some(_) => None,
             };
             if let Some(kind) = kind {
@@ -397,7 +446,11 @@ impl Watcher {
         let Ok(actor) = Actor::of(&self.ctx, &self.claims).await else {
             return; // MongoDB is away: keep what we have, try again later.
         };
-        let visibility = Visibility::of(&actor.0, self.visibility.slug.as_deref());
+        let visibility = Visibility::of(
+            &actor.0,
+            self.visibility.slug.as_deref(),
+            self.visibility.view,
+        );
         if visibility != self.visibility {
             self.visibility = visibility;
             self.resync();
@@ -437,6 +490,11 @@ mod tests {
             all,
             ids: ids.iter().copied().collect(),
             slug: slug.map(str::to_string),
+            view: View::Full,
+        };
+        let fleet = Visibility {
+            view: View::Fleet,
+            ..vis(true, &[a], None)
         };
         assert_eq!(
             vis(false, &[a, b], None).hash(),
@@ -447,6 +505,7 @@ mod tests {
             vis(false, &[a, b], None).hash(),
             vis(true, &[a], None).hash(),
             vis(false, &[a], Some("acme")).hash(),
+            fleet.hash(),
         ];
         for (i, x) in hashes.iter().enumerate() {
             for y in &hashes[i + 1..] {

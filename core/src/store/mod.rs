@@ -125,13 +125,20 @@ impl Store {
         self.subscriptions
             .create_index(unique(doc! { "tenantId": 1 }, "tenant_unique"))
             .await?;
-        self.events
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! { "tenantId": 1, "_id": -1 })
+        // A tenant's history, newest first; and the fleet's events of one
+        // kind since a time (the fleet summary's drift corrections today).
+        let history = IndexModel::builder()
+            .keys(doc! { "tenantId": 1, "_id": -1 })
+            .build();
+        let by_action = IndexModel::builder()
+            .keys(doc! { "action": 1, "at": -1 })
+            .options(
+                IndexOptions::builder()
+                    .name("action_at".to_string())
                     .build(),
             )
-            .await?;
+            .build();
+        self.events.create_indexes([history, by_action]).await?;
         Ok(())
     }
 }

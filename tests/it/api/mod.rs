@@ -7,6 +7,7 @@ mod auth;
 mod connections;
 mod console;
 mod events;
+mod fleet;
 mod openapi;
 mod ops;
 mod outage;

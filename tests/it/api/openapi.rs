@@ -231,6 +231,11 @@ async fn every_route_answers_as_the_openapi_document_says() {
         events.body
     );
     spec.check("get", "/tenants/{slug}/events", &events);
+    spec.check(
+        "get",
+        "/fleet/summary",
+        &admin.get("/fleet/summary").await.expect_status(200),
+    );
 
     spec.check(
         "get",
