@@ -6,7 +6,8 @@
 //!
 //! `BENCH_QUICK=1` (or the argument `quick`) runs smaller numbers;
 //! `BENCH_ONLY=scale,ttfr` runs only the named scenarios (`latency`,
-//! `scale`, `latency20`, `api`, `ttfr`, `memory`, `outage`, `limits`, `posts`, `failover`;
+//! `scale`, `latency20`, `api`, `ttfr`, `memory`, `outage`, `limits`, `posts`, `apply`,
+//! `failover`;
 //! `api` and `ttfr` run on the tenants `scale` converged);
 //! `BENCH_CONCURRENCY=64` sets the reconcile concurrency of `scale`, `ttfr`
 //! and `latency20` (default 16, the product's default).
@@ -163,6 +164,9 @@ async fn main() {
     }
     if runs("posts") {
         posts::creates_by_one_admin(scale.scale_tenants.max(2000), &mut summary).await;
+    }
+    if runs("apply") {
+        posts::apply_directory(1000, &mut summary).await;
     }
     if runs("limits") {
         limits::new_tenants_at_default_limits(scale.limits_tenants, &mut summary).await;

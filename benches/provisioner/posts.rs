@@ -89,3 +89,52 @@ pub async fn creates_by_one_admin(count: usize, summary: &mut Summary) {
         ),
     );
 }
+
+/// `provisioner tenants apply -f DIR` of `count` manifests (one file each)
+/// against the API, run as the real binary: first when every tenant is new,
+/// then again when nothing changed (reads only).
+pub async fn apply_directory(count: usize, summary: &mut Summary) {
+    heading(&format!(
+        "provisioner tenants apply -f DIR, {count} manifests"
+    ));
+    let stack = Stack::start(Backend::Instant).await;
+    let token = stack.synced_admin_token("bench-apply").await;
+    let dir = match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(error) => return println!("  no temporary directory: {error}"),
+    };
+    for i in 0..count {
+        let manifest = json!({
+            "apiVersion": "dezky.io/v1", "kind": "Tenant",
+            "metadata": { "slug": format!("applied-{i:05}") },
+            "spec": { "name": format!("Applied {i}"), "plan": "team",
+                      "domains": [format!("applied-{i:05}.test")] },
+        });
+        let path = dir.path().join(format!("applied-{i:05}.json"));
+        if let Err(error) = std::fs::write(&path, manifest.to_string()) {
+            return println!("  cannot write {}: {error}", path.display());
+        }
+    }
+    let mut figures = Vec::new();
+    for round in ["new", "unchanged"] {
+        let started = Instant::now();
+        let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisioner"))
+            .args(["tenants", "apply", "-f"])
+            .arg(dir.path())
+            .env("DEZKY_SERVER", &stack.api.url)
+            .env("DEZKY_TOKEN", &token)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .await;
+        let elapsed = started.elapsed().as_secs_f64();
+        match status {
+            Ok(status) if status.success() => figures.push(format!("{elapsed:.1} s {round}")),
+            other => return println!("  apply ({round}) failed: {other:?}"),
+        }
+    }
+    summary.add(
+        &format!("apply -f DIR, {count} manifests"),
+        figures.join(" / "),
+        "the release binary against the API on loopback, controller stopped".to_string(),
+    );
+}

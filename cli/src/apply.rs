@@ -1,5 +1,7 @@
 //! `provisioner tenants apply -f FILE|DIR`: every manifest becomes one
-//! `PUT /tenants/{slug}`, in file order. Each tenant is read first, so the
+//! `PUT /tenants/{slug}`, [`IN_FLIGHT`] at a time, reported in file order
+//! (a slug is declared once, so the order of the writes does not matter).
+//! Each tenant is read first, so the
 //! answer can say `created`, `configured (fields)` or `unchanged`, and the
 //! PUT carries that read's generation in `If-Match` (a tenant changed in
 //! between is read and diffed again). A failed tenant does not stop the
@@ -10,6 +12,7 @@
 
 use std::time::Duration;
 
+use futures::stream::{self, StreamExt};
 use reqwest::StatusCode;
 
 use crate::args::ApplyArgs;
@@ -22,6 +25,9 @@ use crate::output::duration;
 use crate::view::{parse, TenantView};
 use crate::wait::{self, Target};
 
+/// Manifests applied at once: enough to hide the round trips, few enough
+/// to leave the API to others.
+const IN_FLIGHT: usize = 16;
 /// Attempts of one tenant whose generation moved between read and PUT.
 const ATTEMPTS: usize = 3;
 /// How long a dry run waits for the controller's plan of one tenant.
@@ -38,8 +44,11 @@ pub async fn apply(client: &Client, args: &ApplyArgs) -> Result<(), CliError> {
     }
     let mut targets = Vec::new();
     let mut failed = 0;
-    for manifest in &manifests {
-        match apply_one(client, manifest).await {
+    let mut applied = stream::iter(&manifests)
+        .map(|manifest| async move { (manifest, apply_one(client, manifest).await) })
+        .buffered(IN_FLIGHT);
+    while let Some((manifest, result)) = applied.next().await {
+        match result {
             Ok((outcome, generation)) => {
                 println!("tenant/{} {outcome}", manifest.slug);
                 targets.push(Target {
