@@ -133,7 +133,7 @@ pub async fn apply_directory(count: usize, summary: &mut Summary) {
         }
     }
     summary.add(
-        &format!("apply -f DIR, {count} manifests"),
+        format!("apply -f DIR, {count} manifests"),
         figures.join(" / "),
         "the release binary against the API on loopback, controller stopped".to_string(),
     );
