@@ -19,6 +19,7 @@ pub mod error;
 mod events;
 mod fleet;
 mod json;
+mod membership;
 pub mod openapi;
 pub mod ops;
 mod pagination;

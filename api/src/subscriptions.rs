@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::json::{present, ApiJson, JsonBody};
+use crate::membership;
 use crate::pagination::{self, Order, Page, PageRequest};
 use crate::state::ApiContext;
 use crate::stored;
@@ -95,10 +96,18 @@ async fn find_visible(ctx: &ApiContext, actor: &Actor, id: &str) -> ApiResult<Su
     let id: Id = id
         .parse()
         .map_err(|_| ApiError::not_found("subscription"))?;
-    stored::find_one(&ctx.store.subscriptions, doc! { "_id": id }, None)
-        .await?
-        .filter(|s: &Subscription| actor.0.can_see(s.tenant_id))
-        .ok_or_else(|| ApiError::not_found("subscription"))
+    let subscription: Subscription =
+        stored::find_one(&ctx.store.subscriptions, doc! { "_id": id }, None)
+            .await?
+            .ok_or_else(|| ApiError::not_found("subscription"))?;
+    if actor.0.platform_admin {
+        return Ok(subscription);
+    }
+    let mine = doc! { "$and": [{ "_id": subscription.tenant_id }, membership::filter(&actor.0)] };
+    match ctx.store.tenants.count_documents(mine).await? {
+        0 => Err(ApiError::not_found("subscription")),
+        _ => Ok(subscription),
+    }
 }
 
 #[utoipa::path(get, path = "/subscriptions", tag = "subscriptions",
@@ -114,7 +123,8 @@ async fn list(
     let filter = if actor.0.platform_admin {
         Document::new()
     } else {
-        let ids: Vec<Bson> = actor.0.tenant_ids.iter().copied().map(Bson::from).collect();
+        let ids = membership::tenant_ids(&ctx, &actor.0).await?;
+        let ids: Vec<Bson> = ids.into_iter().map(Bson::from).collect();
         doc! { "tenantId": { "$in": ids } }
     };
     pagination::list(

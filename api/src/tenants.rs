@@ -30,6 +30,7 @@ use utoipa::ToSchema;
 use crate::auth::{Actor, SignedIn};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::json::{json_response, present, ApiJson, JsonBody};
+use crate::membership;
 use crate::pagination::{self, Order, Page, PageRequest};
 use crate::state::ApiContext;
 use crate::stored;
@@ -299,20 +300,8 @@ async fn insert_new(ctx: &ApiContext, actor: &Actor, tenant: Tenant) -> ApiResul
         });
     }
     ctx.tenant_cache.pin(tenant.id, &tenant.slug, &session);
-    // A platform admin sees and administers every tenant already: recording
-    // the membership would only grow their user document with every create
-    // (a CI account applying thousands of tenants), and make each next
-    // request read it again.
-    if !actor.0.platform_admin {
-        ctx.store
-            .users
-            .update_one(
-                doc! { "_id": actor.0.id },
-                doc! { "$addToSet": { "tenantIds": tenant.id }, "$set": { "updatedAt": tenant.created_at } },
-            )
-            .await?;
-        ctx.actors.forget(actor.0.id);
-    }
+    // The creator is a member through `createdBy` (see `membership`): no
+    // user document grows with the fleet.
     insert_subscription(ctx, &tenant).await?;
     Ok(tenant)
 }
@@ -373,18 +362,11 @@ async fn list(
     if query.watch {
         return watch::watch(ctx, claims, actor, query, &headers).await;
     }
-    let scope = if actor.0.platform_admin {
-        Scope::All
-    } else {
-        Scope::Members(&actor.0.tenant_ids)
-    };
+    let scope = Scope::of(&actor.0);
     if let Some(body) = ctx.tenant_cache.page(scope, page) {
         return Ok(json_response(body));
     }
-    let filter = match scope {
-        Scope::All => Document::new(),
-        Scope::Members(ids) => doc! { "_id": { "$in": ids } },
-    };
+    let filter = membership::filter(&actor.0);
     let view = Some(api_view());
     pagination::list(&ctx.store.tenants, filter, view, Order::OldestFirst, page)
         .await
@@ -403,7 +385,9 @@ async fn read(
     Path(slug): Path<String>,
 ) -> ApiResult<Response> {
     match ctx.tenant_cache.get(&slug) {
-        Lookup::Hit(tenant) if actor.0.can_see(tenant.id()) => Ok(tenant.response(StatusCode::OK)),
+        Lookup::Hit(tenant) if actor.0.can_see(tenant.id(), tenant.created_by()) => {
+            Ok(tenant.response(StatusCode::OK))
+        }
         Lookup::Hit(_) | Lookup::Absent => Err(ApiError::not_found("tenant")),
         Lookup::Unknown => {
             let tenant = load_visible(&ctx, &actor, &slug).await?;

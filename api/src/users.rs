@@ -1,6 +1,8 @@
 //! `/users`: platform users. `GET /users/me` is the one place where token
 //! claims flow into MongoDB (email, name, tenant memberships from the
 //! `groups` claim, platform admin); everywhere else the stored record rules.
+//! A user's `tenantIds` are shown with the tenants they created (see
+//! [`membership`]).
 //! The rest is CRUD for platform admins; anyone may read their own record.
 
 use axum::extract::{Path, State};
@@ -20,6 +22,7 @@ use utoipa::ToSchema;
 use crate::auth::{display_name, Actor, Claims, SignedIn};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::json::{ApiJson, JsonBody};
+use crate::membership;
 use crate::pagination::{self, Order, Page, PageRequest};
 use crate::state::ApiContext;
 use crate::stored;
@@ -127,42 +130,31 @@ async fn find(ctx: &ApiContext, id: &str) -> ApiResult<User> {
 }
 
 /// The tenants a token's claims make the user a member of: those whose
-/// group (`group_name(prefix, slug)`) is in `groups`, plus those the user
-/// created unless they are a platform admin (who sees every tenant anyway:
-/// their created tenants would only grow their record).
-async fn claimed_tenants(
-    ctx: &ApiContext,
-    claims: &Claims,
-    user: Id,
-    platform_admin: bool,
-) -> ApiResult<Vec<Id>> {
+/// group (`group_name(prefix, slug)`) is in `groups`. (Tenants the user
+/// created are theirs through `createdBy`; see [`membership`].)
+async fn claimed_tenants(ctx: &ApiContext, claims: &Claims) -> ApiResult<Vec<Id>> {
     let prefix = ctx.config.group_prefix.as_str();
     let candidates: Vec<&str> = claims
         .groups
         .iter()
         .filter_map(|g| g.strip_prefix(prefix))
         .collect();
-    let mut sources = vec![doc! { "slug": { "$in": candidates } }];
-    if !platform_admin {
-        sources.push(doc! { "createdBy": user });
-    }
-    let filter = doc! { "$or": sources };
     // Only the fields needed, so a tenant that does not decode fails no one.
     let tenants: Vec<Document> = ctx
         .store
         .tenants
         .clone_with_type::<Document>()
-        .find(filter)
-        .projection(doc! { "slug": 1, "createdBy": 1 })
+        .find(doc! { "slug": { "$in": candidates } })
+        .projection(doc! { "slug": 1 })
         .await?
         .try_collect()
         .await?;
     let mut ids: Vec<Id> = tenants
         .iter()
         .filter(|t| {
-            let created = t.get_object_id("createdBy").is_ok_and(|by| by == user.0);
-            let slug = t.get_str("slug").unwrap_or_default();
-            created || claims.groups.contains(&group_name(prefix, slug))
+            claims
+                .groups
+                .contains(&group_name(prefix, t.get_str("slug").unwrap_or_default()))
         })
         .filter_map(|t| t.get_object_id("_id").ok().map(Id))
         .collect();
@@ -184,7 +176,7 @@ async fn me(State(ctx): State<ApiContext>, SignedIn(claims): SignedIn) -> ApiRes
         // stay whatever the token says.
         let platform_admin = claims.groups.contains(&ctx.config.platform_admin_group)
             || existing.as_ref().is_some_and(|u| u.granted_platform_admin);
-        let mut tenant_ids = claimed_tenants(&ctx, &claims, id, platform_admin).await?;
+        let mut tenant_ids = claimed_tenants(&ctx, &claims).await?;
         let granted = existing.as_ref().map(|u| u.granted_tenant_ids.as_slice());
         tenant_ids.extend(granted.unwrap_or_default());
         tenant_ids.sort();
@@ -229,6 +221,7 @@ async fn me(State(ctx): State<ApiContext>, SignedIn(claims): SignedIn) -> ApiRes
             Err(e) => return Err(e.into()),
         }
     };
+    let user = membership::shown_one(&ctx, user).await?;
     let ids = ids_bson(&user.tenant_ids);
     let tenants: Vec<Tenant> = stored::find_all(
         &ctx.store.tenants,
@@ -262,9 +255,11 @@ async fn list(
 ) -> ApiResult<ApiJson<Page<User>>> {
     actor.require_platform_admin()?;
     let all = Document::new();
-    pagination::list(&ctx.store.users, all, None, Order::OldestFirst, page)
-        .await
-        .map(ApiJson)
+    let page = pagination::list(&ctx.store.users, all, None, Order::OldestFirst, page).await?;
+    Ok(ApiJson(Page {
+        items: membership::shown(&ctx, page.items).await?,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 #[utoipa::path(post, path = "/users", tag = "users", request_body = CreateUser,
@@ -323,7 +318,7 @@ async fn read(
     if !actor.0.platform_admin && user.id != actor.0.id {
         return Err(ApiError::not_found("user"));
     }
-    Ok(ApiJson(user))
+    Ok(ApiJson(membership::shown_one(&ctx, user).await?))
 }
 
 #[utoipa::path(patch, path = "/users/{id}", tag = "users", request_body = PatchUser,
@@ -384,9 +379,8 @@ async fn update(
         .return_document(ReturnDocument::After)
         .await?;
     ctx.actors.forget(user.id);
-    stored::decoded(updated)?
-        .map(ApiJson)
-        .ok_or_else(|| ApiError::not_found("user"))
+    let updated = stored::decoded(updated)?.ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(ApiJson(membership::shown_one(&ctx, updated).await?))
 }
 
 #[utoipa::path(delete, path = "/users/{id}", tag = "users",

@@ -163,7 +163,9 @@ async fn main() {
         outage::during_outage(scale.outage_tenants, scale.outage, &mut summary).await;
     }
     if runs("posts") {
-        posts::creates_by_one_admin(scale.scale_tenants.max(2000), &mut summary).await;
+        let count = scale.scale_tenants.max(2000);
+        posts::creates_by_one(count, true, &mut summary).await;
+        posts::creates_by_one(count, false, &mut summary).await;
     }
     if runs("apply") {
         posts::apply_directory(1000, &mut summary).await;

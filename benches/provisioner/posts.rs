@@ -1,5 +1,6 @@
 //! The write path at fleet size: one platform admin (as a CI account
-//! applying a repository of tenants would) creates `count` tenants with
+//! applying a repository of tenants would), then one member (a user
+//! without platform rights, a member of what they create), creates `count` tenants with
 //! `POST /tenants` from 8 concurrent clients, the controller stopped; the
 //! rate over the first and the last 1,000 creates and their ratio. A create
 //! that costs more as the fleet grows shows as a ratio below 1.
@@ -18,12 +19,16 @@ const CLIENTS: usize = 8;
 const WINDOW: usize = 1000;
 
 /// Runs the scenario and adds its figures to `summary`.
-pub async fn creates_by_one_admin(count: usize, summary: &mut Summary) {
+pub async fn creates_by_one(count: usize, admin: bool, summary: &mut Summary) {
+    let who = if admin { "platform admin" } else { "member" };
     heading(&format!(
-        "{count} POST /tenants by one platform admin, {CLIENTS} clients"
+        "{count} POST /tenants by one {who}, {CLIENTS} clients"
     ));
     let stack = Stack::start(Backend::Instant).await;
-    let token = stack.synced_admin_token("bench-ci").await;
+    let token = match admin {
+        true => stack.synced_admin_token("bench-ci").await,
+        false => stack.synced_token("bench-member", &[]).await,
+    };
     let next = Arc::new(AtomicUsize::new(0));
     // When each create (by its index) finished.
     let done: Arc<Mutex<Vec<(usize, Instant)>>> = Arc::default();
@@ -81,10 +86,10 @@ pub async fn creates_by_one_admin(count: usize, summary: &mut Summary) {
         finished[finished.len() - 1],
     );
     summary.add(
-        "POST /tenants by one admin, first / last 1,000",
+        format!("POST /tenants by one {who}, first / last 1,000"),
         format!("{first:.0} / {last:.0} /s (ratio {:.2})", last / first),
         format!(
-            "{count} creates by one platform admin, {CLIENTS} clients, {:.1} s, {failures} failed; controller stopped",
+            "{count} creates by one {who}, {CLIENTS} clients, {:.1} s, {failures} failed; controller stopped",
             elapsed.as_secs_f64()
         ),
     );

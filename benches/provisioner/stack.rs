@@ -300,7 +300,13 @@ impl Stack {
     /// A platform admin's token for `subject`, synced once by `GET
     /// /users/me` as a real admin's first request would.
     pub async fn synced_admin_token(&self, subject: &str) -> String {
-        let token = self.api.token(subject, &[crate::support::api::ADMIN_GROUP]);
+        self.synced_token(subject, &[crate::support::api::ADMIN_GROUP])
+            .await
+    }
+
+    /// A token for `subject` with `groups`, synced once by `GET /users/me`.
+    pub async fn synced_token(&self, subject: &str, groups: &[&str]) -> String {
+        let token = self.api.token(subject, groups);
         self.api
             .with_token(&token)
             .get("/users/me")

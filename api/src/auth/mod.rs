@@ -100,16 +100,15 @@ impl Actor {
         }
     }
 
-    /// Member of the tenant, or platform admin.
+    /// Member of the tenant (listed, or its creator), or platform admin.
     pub fn can_see(&self, tenant: &Tenant) -> bool {
-        self.0.can_see(tenant.id)
+        self.0.can_see(tenant.id, tenant.created_by)
     }
 
-    /// May change or delete the tenant: a platform admin, or a member who is
-    /// an admin by role or who created the tenant.
+    /// May change or delete the tenant: a platform admin, its creator, or a
+    /// member who is an admin by role.
     pub fn can_administer(&self, tenant: &Tenant) -> bool {
-        self.0.can_administer(tenant.id)
-            || (self.0.tenant_ids.contains(&tenant.id) && tenant.created_by == Some(self.0.id))
+        self.0.can_administer(tenant.id, tenant.created_by)
     }
 
     /// 403 unless a platform admin.

@@ -47,14 +47,15 @@ pub(crate) async fn read_summary(
 ) -> ApiResult<ApiJson<FleetSummary>> {
     let snapshot = subscribe(&ctx, None).await?.snapshot;
     let user = &actor.0;
-    let visible = snapshot
+    let visible: Vec<_> = snapshot
         .iter()
-        .filter(|tenant| !tenant.is_broken() && user.can_see(tenant.id()));
+        .filter(|tenant| !tenant.is_broken() && user.can_see(tenant.id(), tenant.created_by()))
+        .collect();
     let since = start_of_day(Timestamp::now());
-    let mut summary = FleetSummary::tally(visible.filter_map(|tenant| tenant.health()), since);
+    let mut summary = FleetSummary::tally(visible.iter().filter_map(|t| t.health()), since);
     let mut filter = doc! { "action": "drift_corrected", "at": { "$gte": summary.since } };
     if !user.platform_admin {
-        let ids: Vec<_> = user.tenant_ids.iter().map(|id| id.0).collect();
+        let ids: Vec<_> = visible.iter().map(|tenant| tenant.id().0).collect();
         filter.insert("tenantId", doc! { "$in": ids });
     }
     summary.drift_corrections_today = ctx.store.events.count_documents(filter).await?;

@@ -27,6 +27,8 @@ pub struct CachedTenant {
     slug: Arc<str>,
     /// Orders versions of the same tenant: a cached entry never goes back.
     generation: i64,
+    /// Its creator, a member by that (`None` when broken).
+    created_by: Option<Id>,
     /// Exactly what `ApiJson(&tenant)` writes.
     json: Bytes,
     /// The fleet row's JSON (empty when broken).
@@ -72,6 +74,7 @@ impl CachedTenant {
             id: Id(id),
             slug: Arc::from(slug),
             generation,
+            created_by: None,
             json: Bytes::from(json),
             row: Bytes::new(),
             health: None,
@@ -97,6 +100,7 @@ impl CachedTenant {
             id: tenant.id,
             etag: etag(tenant.generation),
             generation: tenant.generation,
+            created_by: tenant.created_by,
             slug: Arc::from(tenant.slug),
             // An exact copy: the serializer's buffer starts at 1 KiB.
             json: Bytes::copy_from_slice(&json),
@@ -116,6 +120,10 @@ impl CachedTenant {
 
     pub fn generation(&self) -> i64 {
         self.generation
+    }
+
+    pub fn created_by(&self) -> Option<Id> {
+        self.created_by
     }
 
     /// Whether the stored document does not decode (its JSON is the error).

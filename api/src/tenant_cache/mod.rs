@@ -64,8 +64,22 @@ pub const FRESH_FOR: Duration = Duration::from_secs(1);
 pub enum Scope<'a> {
     /// Every tenant (a platform admin).
     All,
-    /// Only these (a member's `tenantIds`, in any order, duplicates allowed).
-    Members(&'a [Id]),
+    /// A member's: those in `ids` (their `tenantIds`, in any order,
+    /// duplicates allowed) and those `creator` created.
+    Members { ids: &'a [Id], creator: Id },
+}
+
+impl Scope<'_> {
+    /// The scope of what `user` may see.
+    pub fn of(user: &dezky_core::model::User) -> Scope<'_> {
+        match user.platform_admin {
+            true => Scope::All,
+            false => Scope::Members {
+                ids: &user.tenant_ids,
+                creator: user.id,
+            },
+        }
+    }
 }
 
 /// A watcher's start: the live feed from a point on, and the state there.

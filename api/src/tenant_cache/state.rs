@@ -23,7 +23,7 @@
 //! last applied event) reaches `t`. Events arrive in cluster-time order, so
 //! by then the write's own event, or a later list, is in the view.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Instant;
@@ -79,6 +79,8 @@ pub struct State {
 struct View {
     by_id: BTreeMap<Id, Arc<CachedTenant>>,
     by_slug: HashMap<Arc<str>, Id>,
+    /// The tenants each user created (their membership as creator).
+    by_creator: HashMap<Id, BTreeSet<Id>>,
     /// Cluster time of the list's snapshot.
     listed_at: Timestamp,
     /// Everything up to this cluster time is applied.
@@ -115,6 +117,7 @@ impl State {
         let mut view = View {
             by_id: BTreeMap::new(),
             by_slug: HashMap::with_capacity(tenants.len()),
+            by_creator: HashMap::new(),
             listed_at: at,
             position: at,
             heard_at: started,
@@ -258,11 +261,9 @@ impl State {
             Some(after) => *id > after,
             None => true,
         };
-        let in_scope = |id: &Id| match scope {
-            Scope::All => true,
-            Scope::Members(ids) => ids.contains(id),
-        };
-        if self.pins.keys().any(|id| after_cursor(id) && in_scope(id)) {
+        // Any pin may be in scope (for a member: their own creation, whose
+        // creator the pin does not record).
+        if self.pins.keys().any(after_cursor) {
             return None;
         }
         let page = match scope {
@@ -275,8 +276,14 @@ impl State {
                     .map(|(_, tenant)| tenant.clone())
                     .collect()
             }
-            Scope::Members(ids) => {
-                let mut ids: Vec<Id> = ids.iter().copied().filter(after_cursor).collect();
+            Scope::Members { ids, creator } => {
+                let created = view.by_creator.get(&creator).into_iter().flatten();
+                let mut ids: Vec<Id> = ids
+                    .iter()
+                    .chain(created)
+                    .copied()
+                    .filter(after_cursor)
+                    .collect();
                 ids.sort_unstable();
                 ids.dedup();
                 ids.iter()
@@ -299,6 +306,9 @@ impl View {
             self.unindex(&old);
         }
         self.by_slug.insert(slug, id);
+        if let Some(creator) = tenant.created_by() {
+            self.by_creator.entry(creator).or_default().insert(id);
+        }
         tenant
     }
 
@@ -309,10 +319,20 @@ impl View {
         Some(old)
     }
 
-    /// Forgets `old`'s slug unless another tenant holds it by now.
+    /// Forgets `old`'s slug unless another tenant holds it by now, and
+    /// its creator's membership.
     fn unindex(&mut self, old: &CachedTenant) {
         if self.by_slug.get(&**old.slug()) == Some(&old.id()) {
             self.by_slug.remove(&**old.slug());
+        }
+        let Some(creator) = old.created_by() else {
+            return;
+        };
+        if let Some(created) = self.by_creator.get_mut(&creator) {
+            created.remove(&old.id());
+            if created.is_empty() {
+                self.by_creator.remove(&creator);
+            }
         }
     }
 }
@@ -510,10 +530,24 @@ pub(crate) mod tests {
         assert!(matches!(state.get("acme", now), Lookup::Unknown));
         assert!(state.page(Scope::All, None, 10, now).is_none());
         assert!(state
-            .page(Scope::Members(&[acme.id]), None, 10, now)
+            .page(
+                Scope::Members {
+                    ids: &[acme.id],
+                    creator: Id::new()
+                },
+                None,
+                10,
+                now
+            )
             .is_none());
-        // Another tenant's page and a page after the pinned id are unaffected.
-        assert!(state.page(Scope::Members(&[]), None, 10, now).is_some());
+        // Any member's page may hold it (the pin does not know its
+        // creator); a page after the pinned id is unaffected.
+        let anyone = Scope::Members {
+            ids: &[],
+            creator: Id::new(),
+        };
+        assert!(state.page(anyone, None, 10, now).is_none());
+        assert!(state.page(anyone, Some(acme.id), 10, now).is_some());
         assert!(state.page(Scope::All, Some(acme.id), 10, now).is_some());
 
         // An event before the write keeps the pin.
@@ -588,11 +622,63 @@ pub(crate) mod tests {
         // ids of tenants that no longer exist are skipped.
         let gone = Id::new();
         let members = [all[4], gone, all[1], all[4], all[3]];
-        let page = state.page(Scope::Members(&members), None, 2, now).unwrap();
+        let page = state
+            .page(
+                Scope::Members {
+                    ids: &members,
+                    creator: Id::new(),
+                },
+                None,
+                2,
+                now,
+            )
+            .unwrap();
         assert_eq!(ids(page), [all[1], all[3]]);
         let page = state
-            .page(Scope::Members(&members), Some(all[3]), 2, now)
+            .page(
+                Scope::Members {
+                    ids: &members,
+                    creator: Id::new(),
+                },
+                Some(all[3]),
+                2,
+                now,
+            )
             .unwrap();
         assert_eq!(ids(page), [all[4]]);
+    }
+
+    #[test]
+    fn a_creator_pages_what_they_created_until_it_is_gone() {
+        let alice = Id::new();
+        let mut tenants: Vec<Tenant> = (0..3).map(|i| full_tenant(&format!("t{i}"))).collect();
+        tenants[0].created_by = Some(alice);
+        tenants[2].created_by = Some(alice);
+        let refs: Vec<&Tenant> = tenants.iter().collect();
+        let (mut state, now) = synced(&refs);
+        let hers = |state: &State| {
+            let scope = Scope::Members {
+                ids: &[],
+                creator: alice,
+            };
+            let page = state.page(scope, None, 10, now).unwrap();
+            page.iter().map(|t| t.id()).collect::<BTreeSet<_>>()
+        };
+        assert_eq!(hers(&state), [tenants[0].id, tenants[2].id].into());
+        let mut renamed = tenants[2].clone();
+        renamed.generation += 1;
+        renamed.name = "renamed".into();
+        let at = ts(20);
+        state.apply(
+            at,
+            Change::Update {
+                id: renamed.id,
+                current: Some(entry(&renamed)),
+            },
+            now,
+        );
+        assert_eq!(hers(&state), [tenants[0].id, tenants[2].id].into());
+        state.apply(ts(21), Change::Delete(tenants[0].id), now);
+        assert_eq!(hers(&state), [tenants[2].id].into());
     }
 }

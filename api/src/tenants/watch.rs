@@ -137,6 +137,8 @@ impl<S: Send + Sync> FromRequestParts<S> for WatchQuery {
 struct Visibility {
     all: bool,
     ids: BTreeSet<Id>,
+    /// The caller, a member of what they created.
+    user: Id,
     slug: Option<String>,
     /// Part of what the client sees, so an id issued for one view does
     /// not resume the other.
@@ -149,6 +151,7 @@ impl Visibility {
         Visibility {
             all,
             view,
+            user: user.id,
             // A platform admin's memberships change nothing they see.
             ids: match all {
                 true => BTreeSet::new(),
@@ -159,7 +162,8 @@ impl Visibility {
     }
 
     fn shows(&self, tenant: &CachedTenant) -> bool {
-        let member = self.all || self.ids.contains(&tenant.id());
+        let member =
+            self.all || self.ids.contains(&tenant.id()) || tenant.created_by() == Some(self.user);
         let named = match &self.slug {
             Some(slug) => **tenant.slug() == **slug,
             None => true,
@@ -177,6 +181,9 @@ impl Visibility {
             }
         };
         eat(&[u8::from(self.all)]);
+        if !self.all {
+            eat(&self.user.0.bytes());
+        }
         for id in &self.ids {
             eat(&id.0.bytes());
         }
@@ -488,6 +495,7 @@ mod tests {
         let b = Id::new();
         let vis = |all: bool, ids: &[Id], slug: Option<&str>| Visibility {
             all,
+            user: a,
             ids: ids.iter().copied().collect(),
             slug: slug.map(str::to_string),
             view: View::Full,

@@ -29,7 +29,10 @@ pub struct User {
     pub role: Role,
     #[serde(default)]
     pub platform_admin: bool,
-    /// Tenants the user is a member of.
+    /// Tenants the user is a member of other than as their creator (the
+    /// `groups` claim, grants). Creators are members through the tenant's
+    /// `createdBy`, so creating tenants never grows this document; the API
+    /// shows both here.
     #[serde(default)]
     pub tenant_ids: Vec<Id>,
     /// Memberships granted other than by the token (by the previous
@@ -66,14 +69,23 @@ impl User {
         }
     }
 
-    /// Whether the user belongs to the tenant (platform admins see every tenant).
-    pub fn can_see(&self, tenant: Id) -> bool {
-        self.platform_admin || self.tenant_ids.contains(&tenant)
+    /// Whether the user belongs to the tenant `id` created by `created_by`:
+    /// listed in `tenantIds`, or its creator.
+    pub fn is_member(&self, id: Id, created_by: Option<Id>) -> bool {
+        created_by == Some(self.id) || self.tenant_ids.contains(&id)
     }
 
-    /// Whether the user may change or delete the tenant.
-    pub fn can_administer(&self, tenant: Id) -> bool {
-        self.platform_admin || (self.role == Role::Admin && self.tenant_ids.contains(&tenant))
+    /// Whether the user may see the tenant (platform admins see every tenant).
+    pub fn can_see(&self, id: Id, created_by: Option<Id>) -> bool {
+        self.platform_admin || self.is_member(id, created_by)
+    }
+
+    /// Whether the user may change or delete the tenant: a platform admin,
+    /// its creator, or a member whose role is `admin`.
+    pub fn can_administer(&self, id: Id, created_by: Option<Id>) -> bool {
+        self.platform_admin
+            || created_by == Some(self.id)
+            || (self.role == Role::Admin && self.tenant_ids.contains(&id))
     }
 }
 
@@ -84,4 +96,37 @@ pub enum Role {
     #[default]
     Member,
     Admin,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_creator_and_a_listed_member_belong_and_only_admins_and_creators_administer() {
+        let now = Timestamp::now();
+        let (tenant, other) = (Id::new(), Id::new());
+        let member = User {
+            tenant_ids: vec![tenant],
+            ..User::new("member", now)
+        };
+        let creator = User::new("creator", now);
+        let by_creator = Some(creator.id);
+        assert!(member.can_see(tenant, by_creator) && !member.can_see(other, by_creator));
+        assert!(creator.can_see(tenant, by_creator) && !creator.can_see(tenant, None));
+        assert!(!member.can_administer(tenant, by_creator));
+        assert!(creator.can_administer(tenant, by_creator));
+        let tenant_admin = User {
+            role: Role::Admin,
+            ..member.clone()
+        };
+        assert!(
+            tenant_admin.can_administer(tenant, None) && !tenant_admin.can_administer(other, None)
+        );
+        let platform = User {
+            platform_admin: true,
+            ..User::new("root", now)
+        };
+        assert!(platform.can_see(other, None) && platform.can_administer(other, None));
+    }
 }

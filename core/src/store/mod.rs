@@ -113,8 +113,14 @@ impl Store {
                     .build(),
             )
             .build();
+        // A creator is a member of what they created (see the API's membership).
+        let by_creator = IndexModel::builder().keys(doc! { "createdBy": 1 }).build();
         self.tenants
-            .create_indexes([unique(doc! { "slug": 1 }, "slug_unique"), domains_unique])
+            .create_indexes([
+                unique(doc! { "slug": 1 }, "slug_unique"),
+                domains_unique,
+                by_creator,
+            ])
             .await?;
         self.users
             .create_index(unique(doc! { "authentikSubjectId": 1 }, "subject_unique"))

@@ -8,6 +8,7 @@ mod connections;
 mod console;
 mod events;
 mod fleet;
+mod membership;
 mod openapi;
 mod ops;
 mod outage;
