@@ -4,15 +4,18 @@
 # unit tests), the Grafana dashboard and docker-compose.yml (with
 # .env.example), and that the env names and metric names they use are ones
 # the binary really has (clap `env = "..."` and the `metrics::` macros in
-# the Rust sources). Ends with one line
+# the Rust sources). Then the live check (scripts/deploy_check_prometheus.py):
+# a real Prometheus scrapes `provisioner serve` against the simulators and
+# every dashboard query and alert is run against it. Ends with one line
 # `deploy-check: N passed, M failed` and exits non-zero if M > 0.
+# `./scripts/deploy-check.sh live` runs only the live check.
 #
 # Installs what it needs into .cache/deploy-check/ (idempotent; nothing
 # system-wide except `apt-get update` when the package lists are missing):
-# - promtool: `promtool` on PATH if there is one, else Debian's `prometheus`
-#   package, downloaded with `apt-get download` and unpacked (dpkg-deb -x)
-#   into .cache/deploy-check/prometheus (its usr/bin has promtool and
-#   prometheus; no service is installed or started);
+# - promtool and prometheus: both on PATH if they are, else Debian's
+#   `prometheus` package, downloaded with `apt-get download` and unpacked
+#   (dpkg-deb -x) into .cache/deploy-check/prometheus (its usr/bin has
+#   promtool and prometheus; no service is installed or started);
 # - kubernetes-validate (PyPI, pinned) in the venv .cache/deploy-check/venv;
 #   it validates offline against the schemas it bundles;
 # - kustomize: `kustomize` or `kubectl kustomize` (kustomize v4+) if
@@ -22,6 +25,9 @@
 #   built by this script (without name hashes), and the kustomization files'
 #   references are checked to exist.
 #   DEPLOY_CHECK_KUSTOMIZE=none forces that mode.
+# For the live check: mongod (scripts/install-mongod.sh, unless MONGOD_BIN
+# is set) and the binary (`cargo build --bin provisioner`, unless
+# PROVISIONER_BIN is set).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -41,14 +47,21 @@ as_root() {
   fi
 }
 
-# promtool ---------------------------------------------------------------
-promtool=""
-if command -v promtool >/dev/null 2>&1; then
+only="${1:-}"
+case "$only" in
+  ""|live) ;;
+  *) echo "usage: $0 [live]" >&2; exit 2 ;;
+esac
+
+# promtool and prometheus ------------------------------------------------
+if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
   promtool="$(command -v promtool)"
+  prometheus="$(command -v prometheus)"
 else
   promtool="$tools/prometheus/usr/bin/promtool"
-  if ! "$promtool" --version >/dev/null 2>&1; then
-    echo "deploy-check: fetching Debian's prometheus package for promtool"
+  prometheus="$tools/prometheus/usr/bin/prometheus"
+  if ! "$promtool" --version >/dev/null 2>&1 || ! "$prometheus" --version >/dev/null 2>&1; then
+    echo "deploy-check: fetching Debian's prometheus package for promtool and prometheus"
     tmp="$(mktemp -d)"
     chmod 0755 "$tmp"
     download() { (cd "$tmp" && apt-get download prometheus >"$tmp/apt.log" 2>&1); }
@@ -61,7 +74,18 @@ else
     dpkg-deb -x "$tmp"/prometheus_*.deb "$tools/prometheus"
     rm -rf "$tmp"
     "$promtool" --version >/dev/null
+    "$prometheus" --version >/dev/null
   fi
+fi
+
+# mongod and the binary, for the live check -------------------------------
+if [ -z "${MONGOD_BIN:-}" ]; then
+  ./scripts/install-mongod.sh >/dev/null
+  MONGOD_BIN="$root/.cache/mongod/bin/mongod"
+fi
+if [ -z "${PROVISIONER_BIN:-}" ]; then
+  cargo build --quiet --bin provisioner
+  PROVISIONER_BIN="$root/target/debug/provisioner"
 fi
 
 # kubernetes-validate ----------------------------------------------------
@@ -97,7 +121,8 @@ if [ "${DEPLOY_CHECK_KUSTOMIZE:-}" != none ]; then
   fi
 fi
 
-echo "deploy-check: promtool $("$promtool" --version 2>&1 | head -1 | awk '{print $3}'), kubernetes-validate $KUBERNETES_VALIDATE_VERSION (Kubernetes $K8S_VERSIONS), kustomize: ${kustomize:-none (each file on its own)}"
+echo "deploy-check: promtool and prometheus $("$promtool" --version 2>&1 | head -1 | awk '{print $3}'), kubernetes-validate $KUBERNETES_VALIDATE_VERSION (Kubernetes $K8S_VERSIONS), kustomize: ${kustomize:-none (each file on its own)}"
 
-export ROOT="$root" PROMTOOL="$promtool" KUSTOMIZE="$kustomize" K8S_VERSIONS
-exec "$venv/bin/python" "$root/scripts/deploy_check.py"
+export ROOT="$root" PROMTOOL="$promtool" PROMETHEUS="$prometheus" KUSTOMIZE="$kustomize" K8S_VERSIONS \
+  MONGOD_BIN PROVISIONER_BIN
+exec "$venv/bin/python" "$root/scripts/deploy_check.py" $only

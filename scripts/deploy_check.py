@@ -1,10 +1,13 @@
 """The checks of scripts/deploy-check.sh, which installs what they need and
-runs this with the environment it sets (ROOT, PROMTOOL, KUSTOMIZE,
-K8S_VERSIONS): the Kubernetes manifests (deploy_check_k8s), docker-compose.yml
-and .env.example (deploy_check_compose), the Prometheus rules and their unit
-tests, and the Grafana dashboard, whose metric names are checked against the
-Rust sources (deploy_check_common). Ends with one
-line `deploy-check: N passed, M failed`."""
+runs this with the environment it sets (ROOT, PROMTOOL, PROMETHEUS,
+KUSTOMIZE, K8S_VERSIONS, MONGOD_BIN, PROVISIONER_BIN): the Kubernetes
+manifests (deploy_check_k8s), docker-compose.yml and .env.example
+(deploy_check_compose), the Prometheus rules and their unit tests, and the
+Grafana dashboard, whose metric names are checked against the Rust sources
+(deploy_check_common), then the same rules and dashboard against a real
+Prometheus scraping the running binary (deploy_check_prometheus; with the
+argument `live`, only that). Ends with one line
+`deploy-check: N passed, M failed`."""
 import json
 import os
 import re
@@ -17,7 +20,18 @@ import yaml
 import deploy_check_common as common
 import deploy_check_compose
 import deploy_check_k8s
+import deploy_check_prometheus
 from deploy_check_common import MON_DIR, PROMTOOL, SERIES, check, unknown_metrics
+
+
+def summary():
+    print(f"deploy-check: {common.passed} passed, {common.failed} failed")
+    sys.exit(1 if common.failed else 0)
+
+
+if sys.argv[1:] == ["live"]:
+    deploy_check_prometheus.run()
+    summary()
 
 deploy_check_k8s.run()
 deploy_check_compose.run()
@@ -126,5 +140,6 @@ def missing_doc():
 
 check("MISSING_METRICS.md lists only metrics not exported yet", missing_doc)
 
-print(f"deploy-check: {common.passed} passed, {common.failed} failed")
-sys.exit(1 if common.failed else 0)
+# --- the same against a real Prometheus and the running binary -------------
+deploy_check_prometheus.run()
+summary()

@@ -95,30 +95,36 @@ KEYWORDS = {
 
 
 def promql_selectors(expr):
-    """[(metric, {labels in its matchers})] of every selector in expr."""
+    """[(metric, {labels in its matchers}, its text in expr)] of every
+    selector in expr (dashboard variables replaced by `5m`). What is not a
+    selector is blanked out with as many spaces, so a match's position is
+    its position in the text."""
     e = expr
     for var in ("$__rate_interval", "$__interval", "$__range"):
         e = e.replace(var, "5m")
-    e = re.sub(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`', '""', e)  # strings
-    e = re.sub(r"\[[^\]]*\]", "", e)  # ranges and subqueries
-    e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", e)
-    e = re.sub(r"\boffset\s+-?\w+", " ", e)
+    text = e
+    blank = lambda m: " " * len(m.group(0))
+    quoted = r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`'
+    e = re.sub(quoted, lambda m: m.group(0)[0] + " " * (len(m.group(0)) - 2) + m.group(0)[-1], e)
+    e = re.sub(r"\[[^\]]*\]", blank, e)  # ranges and subqueries
+    e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", blank, e)
+    e = re.sub(r"\boffset\s+-?\w+", blank, e)
     found = []
 
     def selector(m):
         name, matchers = m.group(1), m.group(2)
         labels = set(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)", matchers))
         if name and name.lower() not in KEYWORDS:
-            found.append((name, labels))
-        return " "
+            found.append((name, labels, text[m.start():m.end()]))
+        return blank(m)
 
     e = re.sub(r"([A-Za-z_:][A-Za-z0-9_:]*)?\s*\{([^}]*)\}", selector, e)
-    e = re.sub(r"(?<![A-Za-z0-9_:.])\d+(\.\d+)?([eE][+-]?\d+)?", " ", e)  # numbers
+    e = re.sub(r"(?<![A-Za-z0-9_:.])\d+(\.\d+)?([eE][+-]?\d+)?", blank, e)  # numbers
     for m in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", e):
         word = m.group(0)
         if word.lower() in KEYWORDS or re.match(r"\s*\(", e[m.end():]):
             continue  # a keyword or a function / aggregation
-        found.append((word, set()))
+        found.append((word, set(), word))
     return found
 
 
@@ -126,7 +132,7 @@ def unknown_metrics(exprs):
     """Problems for every metric or matcher label the binary does not export."""
     problems = []
     for where, expr in exprs:
-        for name, labels in promql_selectors(expr):
+        for name, labels, _ in promql_selectors(expr):
             if name not in SERIES:
                 hint = ""
                 for suffix in ("_bucket", "_sum", "_count"):

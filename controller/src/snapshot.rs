@@ -180,6 +180,13 @@ pub struct Snapshot {
 impl Snapshot {
     /// An empty snapshot of `system` whose lists are used for `max_age`.
     pub fn new(system: &'static str, max_age: Duration) -> Self {
+        // Both results exported at 0 from the start: `increase()` cannot
+        // see a counter's first increment, so a first failed list would
+        // never reach the alert on failing lists.
+        for result in ["ok", "error"] {
+            metrics::counter!("snapshot_lists_total", "system" => system, "result" => result)
+                .increment(0);
+        }
         Snapshot {
             system,
             max_age,
@@ -466,5 +473,20 @@ mod tests {
             [true, false, false, false, true, false],
             "exact set / one missing / other fingerprint / other owner / none / unlisted"
         );
+    }
+
+    #[test]
+    fn a_new_snapshot_exports_both_list_results_at_zero() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let exported = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            Snapshot::new("stalwart", Duration::from_secs(60))
+        });
+        let text = exported.render();
+        for result in ["ok", "error"] {
+            let series =
+                format!(r#"snapshot_lists_total{{system="stalwart",result="{result}"}} 0"#);
+            assert!(text.contains(&series), "{series} missing from:\n{text}");
+        }
     }
 }

@@ -110,6 +110,14 @@ impl UpstreamGuard {
         let limiter =
             limit.map(|l| RateLimiter::direct(Quota::per_second(l.qps).allow_burst(l.burst)));
         metrics::gauge!("upstream_circuit_state", "system" => system).set(0.0);
+        // Exported at 0 from the start, not at the first pause or refusal:
+        // `rate()`/`increase()` cannot see a counter's first increment, and
+        // the alerts and panels on them should see the system before any.
+        metrics::counter!("upstream_pauses_total", "system" => system).increment(0);
+        for reason in ["paused", "circuit_open"] {
+            metrics::counter!("upstream_rejected_total", "system" => system, "reason" => reason)
+                .increment(0);
+        }
         UpstreamGuard {
             system,
             limiter,
@@ -322,6 +330,22 @@ mod tests {
             Some(Duration::from_secs(3))
         );
         assert_eq!(pause_of(StatusCode::OK, &retry_after("3")), None);
+    }
+
+    #[test]
+    fn a_new_guard_exports_its_pause_and_refusal_counters_at_zero() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let exported = recorder.handle();
+        metrics::with_local_recorder(&recorder, || UpstreamGuard::unlimited("authentik"));
+        let text = exported.render();
+        for series in [
+            r#"upstream_pauses_total{system="authentik"} 0"#,
+            r#"upstream_rejected_total{system="authentik",reason="paused"} 0"#,
+            r#"upstream_rejected_total{system="authentik",reason="circuit_open"} 0"#,
+            r#"upstream_circuit_state{system="authentik"} 0"#,
+        ] {
+            assert!(text.contains(series), "{series} missing from:\n{text}");
+        }
     }
 
     #[test]
