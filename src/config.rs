@@ -154,6 +154,11 @@ pub struct SimulateArgs {
     /// Address `provisioner serve` will listen on (only used in the printed examples).
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:3000")]
     pub listen_addr: SocketAddr,
+    /// Lifetime of the access tokens the simulated Authentik issues at
+    /// sign-in (`provisioner login`, the console) and refresh; Authentik's
+    /// default is 5 minutes. Short ones show the refresh at work.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub token_lifetime: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -164,8 +164,9 @@ pub struct LoginArgs {
     /// Client id of the provisioner's application (its `OIDC_AUDIENCE`).
     #[arg(long, env = "DEZKY_CLIENT_ID")]
     pub client_id: String,
-    /// Scopes to ask for.
-    #[arg(long, default_value = "openid profile email")]
+    /// Scopes to ask for (`offline_access` brings the refresh token that
+    /// keeps the login valid past the access token's lifetime).
+    #[arg(long, default_value = "openid profile email offline_access")]
     pub scope: String,
 }
 

@@ -11,6 +11,7 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
 
 use crate::error::CliError;
+use crate::session::Bearer;
 
 /// Timeout of an ordinary request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -19,11 +20,11 @@ const WAIT_MARGIN: Duration = Duration::from_secs(15);
 /// Page size of list requests (the API's maximum).
 const PAGE: &str = "500";
 
-/// A client of the API at `server`, sending `token`.
+/// A client of the API at `server`, sending the token of `bearer`.
 pub struct Client {
     http: reqwest::Client,
     server: String,
-    token: String,
+    bearer: Bearer,
 }
 
 /// What `POST /tenants/{slug}/reconcile` answered.
@@ -36,7 +37,7 @@ pub enum Reconciled {
 
 impl Client {
     /// A client of `server` (e.g. `http://127.0.0.1:3000`).
-    pub fn new(server: &str, token: String) -> Result<Self, CliError> {
+    pub fn new(server: &str, bearer: Bearer) -> Result<Self, CliError> {
         let http = dezky_core::http::client(None, REQUEST_TIMEOUT).map_err(|e| CliError::Http {
             context: "HTTP client".into(),
             message: e.to_string(),
@@ -44,7 +45,7 @@ impl Client {
         Ok(Client {
             http,
             server: server.trim_end_matches('/').to_string(),
-            token,
+            bearer,
         })
     }
 
@@ -96,7 +97,7 @@ impl Client {
             context: format!("PUT {path}"),
             message: e.to_string(),
         })?;
-        let mut request = self.request(Method::PUT, &path).json(&body);
+        let mut request = self.request(Method::PUT, &path).await?.json(&body);
         if let Some(generation) = generation {
             request = request.header(reqwest::header::IF_MATCH, format!("\"{generation}\""));
         }
@@ -198,10 +199,17 @@ impl Client {
         }
     }
 
-    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
+    /// A request with a current token (a stored login is renewed first if due).
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<reqwest::RequestBuilder, CliError> {
+        let token = self.bearer.token().await?;
+        Ok(self
+            .http
             .request(method, format!("{}{path}", self.server))
-            .bearer_auth(&self.token)
+            .bearer_auth(token))
     }
 
     async fn send(
@@ -213,7 +221,7 @@ impl Client {
         server_wait: Option<Duration>,
     ) -> Result<Response, CliError> {
         let context = format!("{method} {path}");
-        let mut request = self.request(method, path).query(query);
+        let mut request = self.request(method, path).await?.query(query);
         if let Some(wait) = server_wait {
             request = request.timeout(wait + WAIT_MARGIN);
         }

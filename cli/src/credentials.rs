@@ -1,8 +1,9 @@
 //! The stored login: `<config dir>/dezky/credentials.json`
 //! (`$XDG_CONFIG_HOME` or `~/.config` on Linux, `~/Library/Application
-//! Support` on macOS), one token per server URL, readable by the user only
-//! (file 0600, directory 0700, replaced atomically). `--token` /
-//! `DEZKY_TOKEN` win over it.
+//! Support` on macOS), one login per server URL (its access token and, with
+//! `offline_access`, its refresh token), readable by the user only (file
+//! 0600, directory 0700, replaced atomically). `--token` / `DEZKY_TOKEN`
+//! win over it; [`crate::session`] renews it.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -21,6 +22,9 @@ pub struct Credential {
     /// When the issuer said it expires.
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// Renews the access token (`offline_access`); the issuer may rotate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     pub issuer: String,
     pub client_id: String,
 }
@@ -41,7 +45,8 @@ pub fn path() -> Result<PathBuf, CliError> {
     Ok(dir.join("dezky").join("credentials.json"))
 }
 
-fn key(server: &str) -> String {
+/// How a server URL is stored (without a trailing slash).
+pub fn key(server: &str) -> String {
     server.trim_end_matches('/').to_string()
 }
 
@@ -101,24 +106,6 @@ pub fn remove(server: &str) -> Result<bool, CliError> {
     Ok(removed)
 }
 
-/// The token to send to `server`: `explicit` (`--token`/`DEZKY_TOKEN`),
-/// else the stored login, unless it has expired.
-pub fn token_for(server: &str, explicit: Option<&str>) -> Result<String, CliError> {
-    if let Some(token) = explicit.filter(|t| !t.is_empty()) {
-        return Ok(token.to_string());
-    }
-    let credential = load(server)?.ok_or_else(|| CliError::NoToken {
-        server: key(server),
-    })?;
-    match credential.expires_at {
-        Some(at) if at <= Utc::now() => Err(CliError::Failed(format!(
-            "the stored login for {} expired at {at}; run `provisioner login` again",
-            key(server)
-        ))),
-        _ => Ok(credential.access_token),
-    }
-}
-
 /// Creates `dir` (and its parents) readable by the user only.
 fn private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
@@ -149,6 +136,7 @@ mod tests {
         let credential = |token: &str| Credential {
             access_token: token.into(),
             expires_at: None,
+            refresh_token: None,
             issuer: "https://auth.test/application/o/dezky/".into(),
             client_id: "dezky".into(),
         };
@@ -162,23 +150,15 @@ mod tests {
             assert_eq!(mode(&path), 0o600);
             assert_eq!(mode(path.parent().unwrap()), 0o700);
         }
-        assert_eq!(token_for("http://a.test", None).unwrap(), "ta");
-        assert_eq!(token_for("http://a.test", Some("flag")).unwrap(), "flag");
+        assert_eq!(load("http://a.test").unwrap().unwrap().access_token, "ta");
         assert!(remove("http://a.test").unwrap());
         assert!(!remove("http://a.test").unwrap());
-        assert!(matches!(
-            token_for("http://a.test", None),
-            Err(CliError::NoToken { .. })
-        ));
-        assert_eq!(token_for("http://b.test/", None).unwrap(), "tb");
-        let expired = Credential {
-            expires_at: Some(Utc::now() - chrono::Duration::seconds(1)),
-            ..credential("old")
+        assert_eq!(load("http://a.test").unwrap(), None);
+        let renewable = Credential {
+            refresh_token: Some("r1".into()),
+            ..credential("tb2")
         };
-        save("http://b.test", expired).unwrap();
-        assert!(matches!(
-            token_for("http://b.test", None),
-            Err(CliError::Failed(_))
-        ));
+        save("http://b.test/", renewable.clone()).unwrap();
+        assert_eq!(load("http://b.test").unwrap(), Some(renewable));
     }
 }

@@ -13,7 +13,8 @@
 //! - [`apply`], [`tenants`]: the commands;
 //! - [`output`], [`describe`]: tables, JSON/YAML and texts for people;
 //! - [`wait`]: following tenants until active / gone, with live progress;
-//! - [`login`], [`credentials`]: the device-flow login and the token store;
+//! - [`login`], [`credentials`], [`session`]: the device-flow login, the
+//!   token store, and renewing a stored login with its refresh token;
 //! - [`args`]: the command line; [`error`]: errors and exit codes.
 
 pub mod apply;
@@ -26,6 +27,7 @@ pub mod error;
 pub mod login;
 pub mod manifest;
 pub mod output;
+pub mod session;
 pub mod tenants;
 pub mod view;
 pub mod wait;

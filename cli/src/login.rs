@@ -3,9 +3,10 @@
 //! `/application/o/device/` and the shared token endpoint). Prints the
 //! verification URL and the code, polls the token endpoint at the
 //! interval the issuer asked for (five seconds more after each
-//! `slow_down`), stores the token for the server, then syncs the user with
-//! `GET /users/me` so the API knows their groups. `provisioner logout`
-//! forgets it.
+//! `slow_down`), stores the token for the server (with the refresh token
+//! that `offline_access` brings, which [`crate::session`] renews it with),
+//! then syncs the user with `GET /users/me` so the API knows their groups.
+//! `provisioner logout` forgets it.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use crate::args::{LoginArgs, LogoutArgs};
 use crate::client::{Client, REQUEST_TIMEOUT};
 use crate::credentials::{self, Credential};
 use crate::error::CliError;
+use crate::session::Bearer;
 
 /// `grant_type` of the token requests.
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -25,9 +27,10 @@ const DEFAULT_INTERVAL: u64 = 5;
 /// RFC 8628 §3.5: what every `slow_down` adds.
 const SLOW_DOWN_STEP: u64 = 5;
 
+/// The parts of the issuer's discovery document a client uses.
 #[derive(Deserialize)]
-struct Discovery {
-    token_endpoint: String,
+pub(crate) struct Discovery {
+    pub(crate) token_endpoint: String,
     #[serde(default)]
     device_authorization_endpoint: Option<String>,
 }
@@ -45,11 +48,46 @@ struct DeviceAuthorization {
     interval: Option<u64>,
 }
 
+/// A token endpoint's answer.
 #[derive(Deserialize)]
-struct TokenAnswer {
+pub(crate) struct TokenAnswer {
     access_token: String,
     #[serde(default)]
     expires_in: Option<i64>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+impl TokenAnswer {
+    /// The login to store; keeps `previous_refresh` if the issuer did not
+    /// rotate the refresh token.
+    pub(crate) fn into_credential(
+        self,
+        issuer: String,
+        client_id: String,
+        previous_refresh: Option<&str>,
+    ) -> Credential {
+        Credential {
+            access_token: self.access_token,
+            expires_at: self
+                .expires_in
+                .map(|s| Utc::now() + chrono::Duration::seconds(s)),
+            refresh_token: self
+                .refresh_token
+                .or_else(|| previous_refresh.map(str::to_string)),
+            issuer,
+            client_id,
+        }
+    }
+}
+
+/// The discovery document of `issuer` (with or without its trailing slash).
+pub(crate) async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Discovery, CliError> {
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    json_of(http.get(&url).send().await, &url).await
 }
 
 /// What to do after one token poll that did not yield a token.
@@ -83,9 +121,7 @@ pub async fn login(args: &LoginArgs) -> Result<(), CliError> {
     } else {
         format!("{}/", args.issuer)
     };
-    let discovery_url = format!("{issuer}.well-known/openid-configuration");
-    let discovery: Discovery =
-        json_of(http.get(&discovery_url).send().await, &discovery_url).await?;
+    let discovery = discover(&http, &issuer).await?;
     let device_url = discovery.device_authorization_endpoint.ok_or_else(|| {
         CliError::Login(format!(
             "{issuer} advertises no device_authorization_endpoint (in Authentik, give the provider a device code flow)"
@@ -107,17 +143,18 @@ pub async fn login(args: &LoginArgs) -> Result<(), CliError> {
     println!("Waiting for the confirmation ...");
     let token = poll(&http, &discovery.token_endpoint, &args.client_id, &device).await?;
     let server = &args.server.server;
-    let credential = Credential {
-        access_token: token.access_token.clone(),
-        expires_at: token
-            .expires_in
-            .map(|s| Utc::now() + chrono::Duration::seconds(s)),
-        issuer: issuer.clone(),
-        client_id: args.client_id.clone(),
+    let credential = token.into_credential(issuer, args.client_id.clone(), None);
+    let renewable = match credential.refresh_token {
+        Some(_) => " (renewed with its refresh token while that is valid)",
+        None => " (no refresh token: ask for the `offline_access` scope to stay signed in)",
     };
+    let access_token = credential.access_token.clone();
     let path = credentials::save(server, credential)?;
-    println!("Token stored in {} for {server}.", path.display());
-    let client = Client::new(server, token.access_token)?;
+    println!(
+        "Token stored in {} for {server}{renewable}.",
+        path.display()
+    );
+    let client = Client::new(server, Bearer::Fixed(access_token))?;
     let me = client.me().await?;
     let user = &me["user"];
     let admin = if user["platformAdmin"] == true {

@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 use crate::apply;
 use crate::args::{EventsArgs, GetArgs, PlanArgs, TenantsArgs, TenantsCommand, WaitArgs};
 use crate::client::{Client, Reconciled};
-use crate::credentials;
 use crate::describe;
 use crate::error::CliError;
 use crate::output::{self, duration, structured, Format};
+use crate::session::Bearer;
 use crate::view::{parse, phase_name, EventView, TenantView};
 use crate::wait;
 
@@ -24,8 +24,8 @@ const DESCRIBE_EVENTS: usize = 10;
 /// `provisioner tenants ...`.
 pub async fn run(args: TenantsArgs) -> Result<(), CliError> {
     let server = &args.server.server;
-    let token = credentials::token_for(server, args.server.token.as_deref())?;
-    let client = Client::new(server, token)?;
+    let bearer = Bearer::for_server(server, args.server.token.as_deref())?;
+    let client = Client::new(server, bearer)?;
     match args.command {
         TenantsCommand::Apply(apply_args) => apply::apply(&client, &apply_args).await,
         TenantsCommand::Get(get_args) => get(&client, &get_args).await,

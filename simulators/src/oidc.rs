@@ -1,7 +1,8 @@
 //! An OIDC provider shaped like Authentik's (see `shared/upstream/authentik.md`):
 //! per-application discovery and JWKS under `/application/o/<app-slug>/`, the
 //! shared token endpoint `/application/o/token/` (client_credentials, and
-//! the device authorization grant of [`device`]), RS256 or ES256 signing
+//! the device authorization grant of [`device`], the authorization code
+//! grant of [`authorize`], refresh tokens of [`refresh`]), RS256 or ES256 signing
 //! keys that can be rotated, and out-of-band minting of tokens for tests and
 //! the demo.
 //!
@@ -32,9 +33,11 @@ use serde_json::{json, Map, Value};
 
 mod authorize;
 mod device;
+mod refresh;
 
 pub use authorize::AUTHORIZATION_CODE_GRANT;
 pub use device::DEVICE_CODE_GRANT;
+pub use refresh::REFRESH_TOKEN_GRANT;
 
 use crate::endpoint::{self, Endpoint};
 use crate::faults::Faults;
@@ -159,6 +162,8 @@ struct ProviderState {
     devices: device::DeviceGrants,
     /// Public clients and codes of the authorization code grant.
     logins: authorize::Logins,
+    /// Issued refresh tokens.
+    refresh: refresh::RefreshGrants,
 }
 
 struct ServiceClient {
@@ -182,6 +187,7 @@ impl OidcProvider {
                 token_lifetime: DEFAULT_TOKEN_LIFETIME,
                 devices: device::DeviceGrants::default(),
                 logins: authorize::Logins::default(),
+                refresh: refresh::RefreshGrants::default(),
             }),
             token_requests: AtomicU64::new(0),
             jwks_requests: AtomicU64::new(0),
@@ -316,7 +322,7 @@ impl OidcProvider {
         if params.grant_type != "client_credentials" {
             return Err((
                 "unsupported_grant_type",
-                "only client_credentials, authorization_code and device_code are supported",
+                "only client_credentials, authorization_code, device_code and refresh_token are supported",
             ));
         }
         let (subject, lifetime) = {
@@ -345,6 +351,13 @@ impl OidcProvider {
             "id_token": id_token,
         }))
     }
+}
+
+/// A random URL-safe secret (codes, refresh tokens).
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn unix_now() -> u64 {
@@ -385,7 +398,7 @@ async fn discovery(State(provider): State<OidcProvider>) -> Json<Value> {
         }],
         "subject_types_supported": ["public"],
         "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-        "scopes_supported": ["openid", "email", "profile"],
+        "scopes_supported": ["openid", "email", "profile", "offline_access"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr", "nonce", "email", "email_verified", "name", "given_name", "preferred_username", "nickname", "groups"],
     }))
 }
@@ -413,6 +426,8 @@ struct TokenParams {
     redirect_uri: String,
     #[serde(default)]
     code_verifier: String,
+    #[serde(default)]
+    refresh_token: String,
 }
 
 async fn token(
@@ -428,6 +443,7 @@ async fn token(
     let issued = match params.grant_type.as_str() {
         DEVICE_CODE_GRANT => provider.poll_device(&params.device_code, &params.client_id),
         AUTHORIZATION_CODE_GRANT => provider.redeem_code(&params),
+        REFRESH_TOKEN_GRANT => provider.refresh(&params),
         _ => provider.issue_client_token(&params),
     };
     let mut response = match issued {

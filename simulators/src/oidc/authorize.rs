@@ -5,7 +5,8 @@
 //! `code_challenge_method=S256`, optional `nonce`) redirects back to
 //! `redirect_uri` with `code` and `state`; the shared token endpoint takes
 //! `grant_type=authorization_code` with `code`, `redirect_uri`,
-//! `client_id` and `code_verifier`, and issues the user's tokens once.
+//! `client_id` and `code_verifier`, and issues the user's tokens once
+//! (with a refresh token for `offline_access`, see [`super::refresh`]).
 //!
 //! Errors follow the RFC: an unknown client or a redirect URI not
 //! registered for it is answered on the page (400), never redirected to;
@@ -29,11 +30,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rand::RngCore;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::{OAuthError, OidcProvider, TokenParams};
+use super::{random_secret, OAuthError, OidcProvider, TokenParams};
 
 /// `grant_type` of a code exchange.
 pub const AUTHORIZATION_CODE_GRANT: &str = "authorization_code";
@@ -145,7 +145,7 @@ impl OidcProvider {
         };
         let now = Instant::now();
         logins.codes.retain(|_, code| code.expires_at > now);
-        let code = random_token();
+        let code = random_secret();
         logins.codes.insert(
             code.clone(),
             IssuedCode {
@@ -192,16 +192,7 @@ impl OidcProvider {
                 map.insert("nonce".into(), json!(nonce));
             }
         }
-        let claims = self.complete_claims(claims);
-        let lifetime = self.state().token_lifetime;
-        let key = self.state().key.clone();
-        Ok(json!({
-            "access_token": key.sign(&key.kid, &claims),
-            "id_token": key.sign(&key.kid, &claims),
-            "token_type": "Bearer",
-            "expires_in": lifetime.as_secs(),
-            "scope": issued.scope,
-        }))
+        Ok(self.user_tokens(&issued.client_id, claims, &issued.scope))
     }
 
     /// `Access-Control-Allow-Origin` for a token request from `headers`'
@@ -260,12 +251,6 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 #[cfg(test)]
@@ -458,5 +443,83 @@ mod tests {
             Some("http://127.0.0.1:3000")
         );
         assert_eq!(origin_of("https://h").as_deref(), Some("https://h"));
+    }
+
+    /// The token answer of a console login that asked for `scope`.
+    async fn login(sim: &OidcSim, scope: &str) -> Value {
+        let verifier = "a-verifier-of-at-least-43-characters-0123456789";
+        let challenge = challenge(verifier);
+        let mut query = request(&challenge);
+        query[3] = ("scope", scope);
+        let code = location_query(&authorize(sim, &query).await)["code"].clone();
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "console"),
+            ("code_verifier", verifier),
+        ];
+        let (status, body, _) = exchange(sim, &form).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    async fn refresh(sim: &OidcSim, client_id: &str, token: &str) -> (StatusCode, Value) {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", client_id),
+        ];
+        let (status, body, headers) = exchange(sim, &form).await;
+        if status == StatusCode::OK {
+            assert_eq!(
+                headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+                "http://127.0.0.1:3000"
+            );
+        }
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn offline_access_brings_a_refresh_token_that_rotates_on_every_use() {
+        let sim = OidcSim::start().await.unwrap();
+        sim.register_public_client("console", &[REDIRECT]);
+        sim.auto_approve_logins(json!({"sub": "admin", "groups": ["dezky-admins"]}));
+        let plain = login(&sim, "openid profile email").await;
+        assert!(plain.get("refresh_token").is_none(), "{plain}");
+
+        let first = login(&sim, "openid profile email offline_access").await;
+        let r1 = first["refresh_token"].as_str().unwrap().to_string();
+        let (status, second) = refresh(&sim, "console", &r1).await;
+        assert_eq!(status, StatusCode::OK, "{second}");
+        let r2 = second["refresh_token"].as_str().unwrap();
+        assert_ne!(r2, r1, "rotated");
+        assert!(second["access_token"].is_string());
+        assert_eq!(second["scope"], "openid profile email offline_access");
+        assert_eq!(sim.refreshes(), 1);
+
+        // The used one, another client's use and a revoked one are refused.
+        let (status, body) = refresh(&sim, "console", &r1).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        );
+        let (status, _) = refresh(&sim, "other", r2).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let third = login(&sim, "openid offline_access").await;
+        sim.revoke_refresh_tokens();
+        let (status, body) =
+            refresh(&sim, "console", third["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        );
+
+        // An expired one too.
+        sim.set_refresh_token_lifetime(Duration::ZERO);
+        let fourth = login(&sim, "openid offline_access").await;
+        let (status, _) = refresh(&sim, "console", fourth["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(sim.refreshes(), 1);
     }
 }

@@ -187,16 +187,7 @@ impl OidcProvider {
             claims.ok_or(("access_denied", "the user denied the request"))?
         };
         let (claims, scope) = claims;
-        let claims = self.complete_claims(claims);
-        let lifetime = self.state().token_lifetime;
-        let key = self.state().key.clone();
-        Ok(json!({
-            "access_token": key.sign(&key.kid, &claims),
-            "token_type": "Bearer",
-            "scope": scope,
-            "expires_in": lifetime.as_secs(),
-            "id_token": key.sign(&key.kid, &claims),
-        }))
+        Ok(self.user_tokens(client_id, claims, &scope))
     }
 }
 

@@ -147,3 +147,72 @@ async fn a_denied_device_login_fails_and_stores_nothing() {
     );
     assert!(!cli.credentials().exists());
 }
+
+/// The stored login of `cli` for `serve_url`.
+fn stored(cli: &Cli, serve_url: &str) -> Value {
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(cli.credentials()).expect("read")).expect("JSON");
+    file["servers"][serve_url].clone()
+}
+
+/// Waits until the stored login's `expiresAt` has passed.
+async fn until_expired(login: &Value) {
+    let at: chrono::DateTime<chrono::Utc> = login["expiresAt"]
+        .as_str()
+        .expect("an expiry")
+        .parse()
+        .expect("RFC 3339");
+    let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+    assert!(wait < Duration::from_secs(10), "a short lifetime: {wait:?}");
+    tokio::time::sleep(wait + Duration::from_millis(50)).await;
+    assert!(chrono::Utc::now() > at);
+}
+
+#[tokio::test]
+async fn an_expired_login_is_renewed_silently_until_its_refresh_token_is_revoked() {
+    let stack = Stack::start().await;
+    let oidc = stack.sims.authentik.oidc();
+    oidc.set_device_flow(Duration::from_secs(1), Duration::from_secs(60));
+    oidc.set_token_lifetime(Duration::from_secs(2));
+    let serve = stack.spawn("serve").await;
+    let cli = Cli::new(&serve, None);
+    let run = login(&stack, &cli, |code| {
+        assert!(oidc.approve_device(code, admin_claims()));
+    })
+    .await
+    .expect_code(0);
+    assert!(
+        run.stdout.contains("renewed with its refresh token"),
+        "{}",
+        run.stdout
+    );
+    let first = stored(&cli, &serve.url);
+    let refresh = first["refreshToken"]
+        .as_str()
+        .expect("offline_access brought one");
+
+    // The access token expires; the next command renews it first.
+    until_expired(&first).await;
+    cli.run(&["tenants", "get"]).await.expect_code(0);
+    assert_eq!(oidc.refreshes(), 1);
+    let second = stored(&cli, &serve.url);
+    assert_ne!(second["accessToken"], first["accessToken"]);
+    assert_ne!(
+        second["refreshToken"].as_str(),
+        Some(refresh),
+        "the rotated one is kept"
+    );
+    assert!(second["expiresAt"].as_str() > first["expiresAt"].as_str());
+
+    // Once the refresh token is revoked, the command says what to do.
+    oidc.revoke_refresh_tokens();
+    until_expired(&second).await;
+    let refused = cli.run(&["tenants", "get"]).await.expect_code(1);
+    assert!(
+        refused.stderr.contains("cannot be renewed")
+            && refused.stderr.contains("invalid_grant")
+            && refused.stderr.contains("run `provisioner login` again"),
+        "{}",
+        refused.stderr
+    );
+}
