@@ -302,6 +302,17 @@ mod tests {
         ]
     }
 
+    /// The console's code exchange.
+    fn code_form<'a>(code: &'a str, verifier: &'a str) -> [(&'a str, &'a str); 5] {
+        [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "console"),
+            ("code_verifier", verifier),
+        ]
+    }
+
     async fn exchange(sim: &OidcSim, form: &[(&str, &str)]) -> (StatusCode, Value, HeaderMap) {
         let response = no_redirects()
             .post(sim.token_url())
@@ -328,14 +339,7 @@ mod tests {
         assert_eq!(query["state"], "st4te");
         let code = query["code"].clone();
 
-        let form = [
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "console"),
-            ("code_verifier", verifier),
-        ];
-        let (status, body, headers) = exchange(&sim, &form).await;
+        let (status, body, headers) = exchange(&sim, &code_form(&code, verifier)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(
             headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
@@ -352,7 +356,7 @@ mod tests {
         assert_eq!(claims["iss"], json!(sim.issuer()));
 
         // A code is good once.
-        let (status, body, _) = exchange(&sim, &form).await;
+        let (status, body, _) = exchange(&sim, &code_form(&code, verifier)).await;
         assert_eq!(
             (status, body["error"].as_str()),
             (StatusCode::BAD_REQUEST, Some("invalid_grant"))
@@ -452,14 +456,7 @@ mod tests {
         let mut query = request(&challenge);
         query[3] = ("scope", scope);
         let code = location_query(&authorize(sim, &query).await)["code"].clone();
-        let form = [
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "console"),
-            ("code_verifier", verifier),
-        ];
-        let (status, body, _) = exchange(sim, &form).await;
+        let (status, body, _) = exchange(sim, &code_form(&code, verifier)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }

@@ -156,8 +156,9 @@ async fn the_summary_counts_the_visible_fleet_and_todays_drift_corrections() {
     let api = TestApi::start().await;
     let admin = api.admin().await;
     let alice = api.user("alice", &[]).await;
-    api.create_tenant(&alice, "acme").await;
-    api.create_tenant(&admin, "globex").await;
+    let id = |tenant: serde_json::Value| -> Id { tenant["id"].as_str().unwrap().parse().unwrap() };
+    let acme = id(api.create_tenant(&alice, "acme").await);
+    let globex = id(api.create_tenant(&admin, "globex").await);
     api.create_tenant(&admin, "initech").await;
     admin
         .patch("/tenants/initech", json!({"paused": true}))
@@ -184,25 +185,11 @@ async fn the_summary_counts_the_visible_fleet_and_todays_drift_corrections() {
     for _ in 0..2 {
         fleet.event().await; // the cache applied both
     }
-    let acme = api
-        .store
-        .tenants
-        .find_one(doc! {"slug": "acme"})
-        .await
-        .unwrap()
-        .unwrap();
-    let globex = api
-        .store
-        .tenants
-        .find_one(doc! {"slug": "globex"})
-        .await
-        .unwrap()
-        .unwrap();
     let yesterday = Timestamp::from_millis(Timestamp::now().millis() - 25 * 3600 * 1000);
     let events = [
-        drift(acme.id, Timestamp::now()),
-        drift(globex.id, Timestamp::now()),
-        drift(acme.id, yesterday),
+        drift(acme, Timestamp::now()),
+        drift(globex, Timestamp::now()),
+        drift(acme, yesterday),
     ];
     api.store.events.insert_many(events).await.unwrap();
 
