@@ -4,7 +4,8 @@
 //! tenants) and exports `tenants{phase}`, `tenants_paused` and
 //! `tenants_oldest_unconverged_seconds{phase}` (`pending`, `degraded`: the
 //! age of the oldest desired change not converged yet, paused tenants left
-//! out, 0 when none). A
+//! out; `deleting`: the age of the oldest deletion request still under way;
+//! 0 when none). A
 //! controller that stops leading sets them to 0, so the leader's figures
 //! are the only ones that count under `max`.
 
@@ -31,6 +32,8 @@ pub struct Fleet {
     /// Seconds since the oldest `updatedAt` of a pending and a degraded tenant.
     pub oldest_pending: f64,
     pub oldest_degraded: f64,
+    /// Seconds since the oldest `deletionRequestedAt` of a deleting tenant.
+    pub oldest_deleting: f64,
 }
 
 impl Fleet {
@@ -51,6 +54,7 @@ pub async fn count(store: &Store, now: Timestamp) -> Result<Fleet, mongodb::erro
         "paused": { "$sum": { "$cond": [ { "$eq": ["$paused", true] }, 1, 0 ] } },
         // A paused tenant waits for a person, not for the controller.
         "oldest": { "$min": { "$cond": [ { "$eq": ["$paused", true] }, null, "$updatedAt" ] } },
+        "oldestDeletion": { "$min": "$deletionRequestedAt" },
     } }];
     let groups: Vec<Document> = store
         .tenants
@@ -69,13 +73,14 @@ pub async fn count(store: &Store, now: Timestamp) -> Result<Fleet, mongodb::erro
         if let Some(entry) = fleet.by_phase.iter_mut().find(|(name, _)| *name == phase) {
             entry.1 += count;
         }
-        let age = match group.get("oldest") {
+        let age = |field: &str| match group.get(field) {
             Some(Bson::DateTime(at)) => (now.millis() - at.timestamp_millis()).max(0) as f64 / 1e3,
             _ => 0.0,
         };
         match phase {
-            "pending" => fleet.oldest_pending = fleet.oldest_pending.max(age),
-            "degraded" => fleet.oldest_degraded = fleet.oldest_degraded.max(age),
+            "pending" => fleet.oldest_pending = fleet.oldest_pending.max(age("oldest")),
+            "degraded" => fleet.oldest_degraded = fleet.oldest_degraded.max(age("oldest")),
+            "deleting" => fleet.oldest_deleting = fleet.oldest_deleting.max(age("oldestDeletion")),
             _ => {}
         }
     }
@@ -100,6 +105,8 @@ pub fn export(fleet: &Fleet) {
         .set(fleet.oldest_pending);
     metrics::gauge!("tenants_oldest_unconverged_seconds", "phase" => "degraded")
         .set(fleet.oldest_degraded);
+    metrics::gauge!("tenants_oldest_unconverged_seconds", "phase" => "deleting")
+        .set(fleet.oldest_deleting);
 }
 
 /// Counts and exports every [`EVERY`] until dropped (the leader's task);

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use dezky_core::model::System;
 use dezky_core::store::{Store, StoreError};
 use dezky_core::Id;
 use rand::Rng;
@@ -116,10 +117,27 @@ pub struct Controller {
     holder: String,
 }
 
+/// Every series a controller exports only when something happens, at 0
+/// from the start: a standby's `controller_leader`, errors, retries and
+/// drift corrections, so dashboards show 0 rather than "No data" and
+/// `rate()` sees the first event.
+fn export_zeros() {
+    metrics::gauge!("controller_leader").set(0.0);
+    metrics::counter!("reconcile_retries_total").increment(0);
+    for system in System::ALL {
+        for result in ["ok", "skipped", "error", "pending"] {
+            metrics::counter!("reconciles_total", "system" => system.as_str(), "result" => result)
+                .increment(0);
+        }
+        metrics::counter!("drift_corrections_total", "system" => system.as_str()).increment(0);
+    }
+}
+
 impl Controller {
     /// A controller over `store` with the configured `reconcilers`.
     pub fn new(store: Store, reconcilers: Reconcilers, config: ControllerConfig) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+        export_zeros();
         Controller {
             store,
             reconcilers,

@@ -59,6 +59,9 @@ enum FollowError {
 pub async fn follow(cache: Arc<TenantCache>, tenants: Collection<Tenant>, stop: CancellationToken) {
     // Undecoded: each document is decoded on its own (see `CachedTenant::stored`).
     let tenants = tenants.clone_with_type::<RawDocumentBuf>();
+    // Unsynced until the first list: exported from the start, so an alert
+    // sees a cache that never synced.
+    metrics::gauge!("tenant_cache_synced").set(0.0);
     let mut retry = RETRY_FIRST;
     while !stop.is_cancelled() {
         let mut synced = false;

@@ -28,6 +28,9 @@ async fn tenants_are_counted_by_phase_with_the_oldest_unconverged_age() {
         t.status.phase = phase;
         t.updated_at = at(age);
         t.paused = paused;
+        if phase == Phase::Deleting {
+            t.deletion_requested_at = Some(at(age + 3600));
+        }
         insert(&store, &t).await;
     }
     let fleet = count(&store, now).await.expect("count");
@@ -43,6 +46,7 @@ async fn tenants_are_counted_by_phase_with_the_oldest_unconverged_age() {
     assert_eq!(fleet.paused, 2);
     assert_eq!(fleet.oldest_pending, 90.0);
     assert_eq!(fleet.oldest_degraded, 600.0);
+    assert_eq!(fleet.oldest_deleting, 3605.0, "from the deletion request");
 
     let empty = count(&fresh_store().await, now).await.expect("count");
     assert!(empty.by_phase.iter().all(|(_, n)| *n == 0));
