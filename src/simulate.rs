@@ -103,7 +103,9 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     })
     .await?;
     approve_logins(&sims, args.listen_addr);
-    sims.authentik.oidc().set_token_lifetime(args.token_lifetime);
+    sims.authentik
+        .oidc()
+        .set_token_lifetime(args.token_lifetime);
     let stop = run::shutdown_signal();
     let mut text = format!(
         "Upstream simulators are running (Ctrl-C to stop):\n  \
