@@ -4,7 +4,9 @@
 //! signs in itself (authorization code flow with PKCE against
 //! `OIDC_ISSUER`, as the public client `CONSOLE_CLIENT_ID`; the token stays
 //! in the tab's session storage) and then uses the same API as every other
-//! client, with the live table fed by `GET /tenants?watch=true`.
+//! client: the fleet view is fed by `GET /tenants?watch=true&view=fleet`,
+//! a tenant's page by its own `GET /tenants?watch=true&slug=...`. The
+//! script is a set of ES modules, one job each (see `app.js`).
 //!
 //! `GET /console/config.json` tells the page how to sign in: the issuer,
 //! its authorization and token endpoints (from discovery), the client id,
@@ -20,7 +22,18 @@ use serde_json::json;
 use crate::state::ApiContext;
 
 const INDEX: &str = include_str!("../console/index.html");
-const SCRIPT: &str = include_str!("../console/app.js");
+/// The page's ES modules (`app.js` is the entry), served at `/console/{name}`.
+const SCRIPTS: [(&str, &str); 9] = [
+    ("app.js", include_str!("../console/app.js")),
+    ("session.js", include_str!("../console/session.js")),
+    ("dom.js", include_str!("../console/dom.js")),
+    ("watch.js", include_str!("../console/watch.js")),
+    ("fleet-store.js", include_str!("../console/fleet-store.js")),
+    ("fleet.js", include_str!("../console/fleet.js")),
+    ("tenant.js", include_str!("../console/tenant.js")),
+    ("forms.js", include_str!("../console/forms.js")),
+    ("create.js", include_str!("../console/create.js")),
+];
 const STYLE: &str = include_str!("../console/style.css");
 
 /// Scripts and styles only from the API itself; the sign-in's token
@@ -30,7 +43,13 @@ const CSP: &str = "default-src 'self'; connect-src *; img-src 'self' data:; \
 
 /// Routes of the console.
 pub fn router() -> Router<ApiContext> {
-    Router::new()
+    let scripts = SCRIPTS.iter().fold(Router::new(), |router, &(name, body)| {
+        router.route(
+            &format!("/console/{name}"),
+            get(move || async move { asset(body, "text/javascript; charset=utf-8") }),
+        )
+    });
+    scripts
         .route(
             "/console",
             get(|| async { Redirect::permanent("/console/") }),
@@ -38,10 +57,6 @@ pub fn router() -> Router<ApiContext> {
         .route(
             "/console/",
             get(|| async { asset(INDEX, "text/html; charset=utf-8") }),
-        )
-        .route(
-            "/console/app.js",
-            get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }),
         )
         .route(
             "/console/style.css",

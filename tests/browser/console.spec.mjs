@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { binary, freePort, launch, root, start, until, WAIT } from './support.mjs';
+import { binary, freePort, openPage, root, start, until } from './support.mjs';
 
 test('the console signs in, creates, follows live, heals, pauses, plans and deletes a tenant', { timeout: 240_000 }, async (t) => {
   const apiPort = await freePort();
@@ -44,12 +44,7 @@ test('the console signs in, creates, follows live, heals, pauses, plans and dele
   await until('the API to be ready', async () => (await fetch(`${api}/readyz`)).ok, 90_000)
     .catch((e) => { throw new Error(`${e.message}\n${serveErr}`); });
 
-  const browser = await launch();
-  t.after(() => browser.close());
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.setDefaultTimeout(WAIT);
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const { page, errors } = await openPage((fn) => t.after(fn));
 
   // Sign in through the simulated Authentik (authorization code + PKCE).
   await page.goto(`${api}/console/`);
@@ -59,7 +54,7 @@ test('the console signs in, creates, follows live, heals, pauses, plans and dele
   assert.ok(await page.evaluate(() => sessionStorage.getItem('token')), 'the token is in session storage');
   assert.match(await page.locator('#who').textContent(), /platform admin/);
   // The watch delivers the default tenant without a reload.
-  await page.locator('#tenants tr[data-slug="dezky"]').waitFor();
+  await page.locator('#tenants [role="row"][data-slug="dezky"]').waitFor();
   await page.evaluate(() => { window.__sameDocument = true; });
 
   // Create from the form, with the keyboard; an invalid slug shows the API's error at the field.
@@ -90,15 +85,15 @@ test('the console signs in, creates, follows live, heals, pauses, plans and dele
   assert.deepEqual([phases[0], phases.at(-1)], ['Phase: pending', 'Phase: active'], `phases shown: ${phases}`);
   assert.ok(await page.evaluate(() => window.__sameDocument), 'no reload');
 
-  // The tenants page shows it active, live; search and phase filter narrow the table.
+  // The tenants page shows it active, live; search and phase filter narrow the list.
   await page.getByRole('link', { name: 'Tenants', exact: true }).click();
-  const row = page.locator('#tenants tr[data-slug="browser-co"]');
+  const row = page.locator('#tenants [role="row"][data-slug="browser-co"]');
   await row.locator('.phase .badge.active').waitFor();
   await page.getByLabel('Search').fill('browser');
-  await until('the search to narrow the table', async () => (await page.locator('#tenants tbody tr').count()) === 1);
+  await until('the search to narrow the list', async () => (await page.locator('#tenants .fleet-body [role="row"]').count()) === 1);
   await page.getByLabel('Search').fill('');
   await page.getByLabel('Phase').selectOption('deleting');
-  await until('the phase filter to hide active tenants', async () => (await page.locator('#tenants tbody tr').count()) === 0);
+  await until('the phase filter to hide active tenants', async () => (await page.locator('#tenants .fleet-body [role="row"]').count()) === 0);
   await page.getByLabel('Phase').selectOption('');
   await row.waitFor();
   await page.screenshot({ path: path.join(root, 'docs/console-tenants.png') });
@@ -144,7 +139,7 @@ test('the console signs in, creates, follows live, heals, pauses, plans and dele
   await page.getByLabel('Type browser-co to confirm').fill('browser-co');
   await remove.click();
   await page.getByRole('heading', { name: 'Tenants' }).waitFor();
-  await until('the deleted tenant to leave the table', async () => (await page.locator('#tenants tr[data-slug="browser-co"]').count()) === 0);
+  await until('the deleted tenant to leave the list', async () => (await page.locator('#tenants [role="row"][data-slug="browser-co"]').count()) === 0);
 
   // Sign out: the token is gone.
   await page.getByRole('button', { name: 'Sign out' }).click();

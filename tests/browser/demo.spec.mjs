@@ -31,5 +31,5 @@ test('the demo prints the console URL, which opens signed in as the demo admin',
   await page.goto(url);
   await page.getByRole('heading', { name: 'Tenants' }).waitFor();
   assert.equal(await page.locator('#who').textContent(), 'Demo Admin (platform admin)');
-  await page.locator('#tenants tr[data-slug="acme"]').waitFor();
+  await page.locator('#tenants [role="row"][data-slug="acme"]').waitFor();
 });

@@ -29,18 +29,36 @@ async fn the_console_is_served_from_the_binary_with_its_sign_in_configuration() 
         .await
         .unwrap()
         .contains("<script src=\"app.js\""));
-    for (asset, kind) in [("app.js", "text/javascript"), ("style.css", "text/css")] {
+    // Every file of api/console/ (each module the page imports) is served as itself.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("api/console");
+    let mut served = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let kind = match path.extension().and_then(|e| e.to_str()) {
+            Some("js") => "text/javascript",
+            Some("css") => "text/css",
+            _ => continue,
+        };
         let reply = http
-            .get(format!("{}/console/{asset}", api.url))
+            .get(format!("{}/console/{name}", api.url))
             .send()
             .await
             .unwrap();
-        assert_eq!(reply.status(), 200, "{asset}");
-        assert!(reply.headers()["content-type"]
+        assert_eq!(reply.status(), 200, "{name}");
+        let content_type = reply.headers()["content-type"]
             .to_str()
             .unwrap()
-            .starts_with(kind));
+            .to_string();
+        assert!(content_type.starts_with(kind), "{name}: {content_type}");
+        assert_eq!(
+            reply.text().await.unwrap(),
+            std::fs::read_to_string(&path).unwrap(),
+            "{name}"
+        );
+        served += 1;
     }
+    assert!(served >= 10, "app.js, its modules and style.css: {served}");
     let bare = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
