@@ -93,6 +93,7 @@ async fn created_by(ctx: &ApiContext, users: &[Id]) -> ApiResult<HashMap<Id, Vec
     Ok(created)
 }
 
-fn ids_bson(ids: &[Id]) -> Vec<mongodb::bson::Bson> {
+/// `ids` as a BSON array for `$in`.
+pub(crate) fn ids_bson(ids: &[Id]) -> Vec<mongodb::bson::Bson> {
     ids.iter().map(|id| id.0.into()).collect()
 }

@@ -124,8 +124,7 @@ async fn list(
         Document::new()
     } else {
         let ids = membership::tenant_ids(&ctx, &actor.0).await?;
-        let ids: Vec<Bson> = ids.into_iter().map(Bson::from).collect();
-        doc! { "tenantId": { "$in": ids } }
+        doc! { "tenantId": { "$in": membership::ids_bson(&ids) } }
     };
     pagination::list(
         &ctx.store.subscriptions,

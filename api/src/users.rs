@@ -14,7 +14,7 @@ use dezky_core::model::{group_name, Role, Subscription, Tenant, User};
 use dezky_core::store::is_duplicate_key;
 use dezky_core::{validate, Id, Timestamp};
 use futures::TryStreamExt;
-use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
+use mongodb::bson::{doc, Document, RawDocumentBuf};
 use mongodb::options::ReturnDocument;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 use crate::auth::{display_name, Actor, Claims, SignedIn};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::json::{ApiJson, JsonBody};
-use crate::membership;
+use crate::membership::{self, ids_bson};
 use crate::pagination::{self, Order, Page, PageRequest};
 use crate::state::ApiContext;
 use crate::stored;
@@ -76,10 +76,6 @@ pub struct Me {
     pub user: User,
     pub tenants: Vec<Tenant>,
     pub subscriptions: Vec<Subscription>,
-}
-
-fn ids_bson(ids: &[Id]) -> Vec<Bson> {
-    ids.iter().copied().map(Bson::from).collect()
 }
 
 fn validate_profile(email: &str, name: &str) -> ApiResult<()> {
